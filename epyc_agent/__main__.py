@@ -1,0 +1,40 @@
+"""Entry point. The hook and the one-line log verbs run once per agent action, so they
+skip click entirely (a whole process must stay under ~35-60 ms on the lab's VMs);
+everything else goes through the click CLI.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    fast = _fast_path(args)
+    if fast is not None:
+        return fast()
+    from .cli import run
+
+    return run(args)
+
+
+def _fast_path(args: list[str]):  # noqa: ANN202 - returns a thunk or None
+    """A thunk for the lean commands, or None to use click (help, options, anything else)."""
+    if not args or any(a in ("--help", "-h") for a in args):
+        return None
+    if args[0] == "hook" and len(args) == 1:
+        from .hooks import fastpath
+
+        return fastpath.main
+    if args[0] == "log" and len(args) >= 2 and not args[1].startswith("-"):
+        from .events.verbs import VERBS
+
+        if args[1] in VERBS:
+            from . import quicklog
+
+            return lambda: quicklog.main(args[1], args[2:])
+    return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

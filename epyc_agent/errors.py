@@ -1,0 +1,37 @@
+"""One error hierarchy, translated into a one-line message and a named exit code in one place."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1  # a check failed or findings were reported
+EXIT_USAGE = 2  # bad input, refused, or not possible
+
+
+class EpycAgentError(Exception):
+    """Base for user-facing errors: printed as one line, never with a traceback."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+    def render(self) -> str:
+        msg = str(self)
+        return f"{msg} ({self.hint})" if self.hint else msg
+
+
+class ConfigError(EpycAgentError):
+    """The configuration file or an override is invalid."""
+
+
+class StorageError(EpycAgentError):
+    """The storage root is missing, unwritable, full, or a path is outside it."""
+
+
+class SessionError(EpycAgentError):
+    """A session could not be started, found or ended."""
+
+
+class NotBuiltError(EpycAgentError):
+    """A feature exists in the plan but is not implemented: said plainly, never faked."""

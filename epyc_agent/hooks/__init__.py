@@ -1,0 +1,1 @@
+"""Claude Code hooks: payload -> guards -> decision -> events."""

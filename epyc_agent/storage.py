@@ -1,0 +1,82 @@
+"""Storage guard: may this path be written?
+
+A path is resolved the way the kernel would walk it when the write happens:
+relative to the caller's cwd, `..` applied after symlinks, every existing
+symlink followed (including dangling ones and those among the parents of a
+file that does not exist yet). The write is allowed only if the resolved path
+is the root, lies under it, or lies under an allowlisted path.
+
+What this cannot see: hard links (a hard link under the root to a file outside
+it is the same inode), bind mounts, symlinks created between the check and the
+write, and paths a program computes at run time.
+"""
+
+from __future__ import annotations
+
+import os
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from .config import Config
+
+
+class PathVerdict:
+    """The answer for one path: allowed or not, and why."""
+
+    __slots__ = ("path", "resolved", "allowed", "reason")
+
+    def __init__(self, path: str, resolved: str, allowed: bool, reason: str) -> None:
+        self.path, self.resolved, self.allowed, self.reason = path, resolved, allowed, reason
+
+    def as_dict(self) -> dict[str, object]:
+        return {"path": self.path, "resolved": self.resolved, "allowed": self.allowed, "reason": self.reason}
+
+
+def resolve(path: str | os.PathLike[str], cwd: str | os.PathLike[str] | None = None) -> str:
+    """The absolute path a write to `path` would land on (symlinks followed, non-strict)."""
+    p = os.fspath(path)
+    p = os.path.expanduser(p) if p.startswith("~") else p
+    if not os.path.isabs(p):
+        p = os.path.join(os.fspath(cwd) if cwd is not None else os.getcwd(), p)
+    return os.path.realpath(p)
+
+
+def is_under(resolved: str, base: str) -> bool:
+    """True if `resolved` is `base` or inside it (never a prefix twin like base2)."""
+    if resolved == base:
+        return True
+    prefix = base if base.endswith(os.sep) else base + os.sep
+    return resolved.startswith(prefix)
+
+
+class StorageGuard:
+    """Answers whether paths may be written, given a root and an allowlist."""
+
+    def __init__(self, root: str | os.PathLike[str], allow: Iterable[str | os.PathLike[str]] = ()) -> None:
+        self.root = os.fspath(root)
+        self.root_resolved = os.path.realpath(self.root)
+        self.allow = tuple(dict.fromkeys(os.path.realpath(os.fspath(a)) for a in allow))
+
+    def check(self, path: str | os.PathLike[str], cwd: str | os.PathLike[str] | None = None) -> PathVerdict:
+        raw = os.fspath(path)
+        if not raw or "\0" in raw:
+            return PathVerdict(raw, "", False, "empty path or NUL byte in path")
+        resolved = resolve(raw, cwd)
+        if is_under(resolved, self.root_resolved):
+            return PathVerdict(raw, resolved, True, "under the storage root")
+        for a in self.allow:
+            if is_under(resolved, a):
+                return PathVerdict(raw, resolved, True, f"allowlisted ({a})")
+        how = f" (resolves to {resolved})" if resolved != raw else ""
+        return PathVerdict(raw, resolved, False,
+                           f"outside the storage root {self.root_resolved}{how}; "
+                           f"write under {self.root_resolved} instead")
+
+    def allowed(self, path: str | os.PathLike[str], cwd: str | os.PathLike[str] | None = None) -> bool:
+        return self.check(path, cwd).allowed
+
+
+def guard_for(cfg: Config, extra_allow: Iterable[str | os.PathLike[str]] = ()) -> StorageGuard:
+    """The guard for a `Config`: its root, the configured allowlist and any extras."""
+    return StorageGuard(cfg.root, [*cfg.allow_write, *extra_allow])

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The demo: a session in a local lab root, a few logged actions, the log summary.
+# Run through `make demo` (which sets EPYC_AGENT_ROOT=./lab and EPYC_AGENT_LOG_DIR=./logs).
+set -euo pipefail
+here="$(cd "$(dirname "$0")/.." && pwd)"
+EPYC_AGENT_BIN="${EPYC_AGENT_BIN:-$here/.venv/bin/epyc-agent}"
+export EPYC_AGENT_BIN
+ea() { "$EPYC_AGENT_BIN" "$@"; }
+
+echo "== session start (root $EPYC_AGENT_ROOT)"
+eval "$(ea session start --init --purpose "epyc-agent demo")"
+eval "$(ea env)"
+
+echo "== logging a few actions"
+ea log task-start "demo: exercise the audit log" "show what a session records"
+ea log decision "use the local lab root" "the demo must not touch /mnt/raid0"
+ea session exec --reason "list the root" -- ls "$EPYC_AGENT_ROOT"
+ea log observe demo_value 42
+ea log task-end "demo: exercise the audit log" success
+
+echo "== log summary"
+if ea log analyze --help >/dev/null 2>&1; then
+    ea log analyze --summary
+else
+    ea session status
+fi
+ea session end --summary "demo finished" >/dev/null
+echo "== audit log: $EPYC_AGENT_LOG_DIR"
