@@ -71,6 +71,8 @@ def _is_str_list(v: Any) -> list[str]:
 
 
 def _is_mode(v: Any) -> str:
+    if isinstance(v, bool):  # YAML 1.1 reads a bare `off` / `on` as a boolean
+        return "enforce" if v else "off"
     if v not in GUARD_MODES:
         raise TypeError(f"expected one of {', '.join(GUARD_MODES)}")
     return str(v)

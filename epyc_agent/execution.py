@@ -43,7 +43,7 @@ class _Capture:
         return b"".join(self.parts).decode("utf-8", "replace")[: self.limit]
 
 
-def _pump(src: "subprocess.IO[bytes]", dst: "object", cap: _Capture) -> None:
+def _pump(src: subprocess.IO[bytes], dst: object, cap: _Capture) -> None:
     out = getattr(dst, "buffer", dst)
     for chunk in iter(lambda: src.read1(65536), b""):  # type: ignore[attr-defined]
         cap.add(chunk)

@@ -130,7 +130,7 @@ def check_root(cfg: Config, init: bool = False) -> dict[str, Any]:
                                hint="choose a root you can write (EPYC_AGENT_ROOT)") from None
     if not os.path.isdir(root):
         raise StorageError(f"storage root {root} is not a directory", hint="point EPYC_AGENT_ROOT at a folder")
-    if not os.access(root, os.W_OK | os.X_OK):
+    if not _can_write(root):
         raise StorageError(f"storage root {root} is not writable", hint="fix its permissions or choose another root")
     usage = disk_usage(root)
     limits = cfg.disk
@@ -143,6 +143,17 @@ def check_root(cfg: Config, init: bool = False) -> dict[str, Any]:
         for sub in LAYOUT:
             os.makedirs(os.path.join(root, sub), exist_ok=True)
     return usage
+
+
+def _can_write(folder: str) -> bool:
+    """Really try (os.access says yes to root on read-only mounts and pseudo file systems)."""
+    probe = os.path.join(folder, f".epyc-agent-probe-{os.getpid()}-{os.urandom(3).hex()}")
+    try:
+        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        os.unlink(probe)
+    except OSError:
+        return False
+    return True
 
 
 def memory() -> dict[str, float]:

@@ -14,6 +14,7 @@ write, and paths a program computes at run time.
 from __future__ import annotations
 
 import os
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable

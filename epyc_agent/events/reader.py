@@ -5,22 +5,21 @@ All three old formats are upgraded here, in one place:
   * older JSON lines keyed `timestamp` instead of `ts`,
   * bracketed text lines `[2025-12-15T17:12:49+01:00] TASK_END: message`.
 Timestamps with any UTC offset (or none: taken as UTC) become one sortable UTC
-key. Each shard is read as a stream with a bounded reorder window (concurrent
-writers can append slightly out of order), then the shards are merged with a
-stable heap merge. A line that cannot be read is counted with file:line, never
-dropped silently and never fatal.
+key. Shards are read in blocks, each block sorted (concurrent writers can append
+slightly out of order), and merged with bounded memory. A line that cannot be
+read is counted with file:line, never dropped silently and never fatal.
 """
 
 from __future__ import annotations
 
-import heapq
 import json
 import os
 import re
-from bisect import insort
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from bisect import bisect_right
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from itertools import count, repeat
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 import orjson
@@ -29,7 +28,6 @@ from .schema import DEFAULT_AGENT, NO_SESSION, SCHEMA_VERSION, default_level
 
 LEGACY_FILE = "agent_audit.log"
 SHARD_PREFIX = "agent_audit-"
-REORDER_WINDOW = 4096
 MAX_CORRUPT_KEPT = 1000
 
 _BRACKET_RE = re.compile(r"^\[([^\]]+)\]\s*([A-Za-z_][A-Za-z0-9_]*)\s*:?\s?(.*)$", re.S)
@@ -183,70 +181,154 @@ def parse_line(raw: bytes, agent: str) -> dict[str, Any] | None:
 
 # --- streaming -----------------------------------------------------------------------------
 
-def iter_shard(path: str, stats: ReadStats | None = None, *,
-               accept: Callable[[bytes], bool] | None = None) -> Iterator[Record]:
-    """A shard's records in file order. `accept(raw)` may skip lines cheaply before parsing
-    (skipped lines are neither events nor corrupt)."""
-    stats = stats if stats is not None else ReadStats()
+BLOCK_BYTES = 1 << 19  # lines are read and parsed in blocks; memory stays bounded
+_V1_TAIL = b',"v":1}\n'
+_BATCH = 64  # lines parsed per orjson call (a JSON array): 2x faster than one call per line
+
+
+def _parse_batch(lines: list[bytes]) -> list[Any] | None:
+    """Parse many JSON lines in one orjson call; None if any line is not a lone object."""
+    try:
+        arr = orjson.loads(b"[" + b",".join(lines) + b"]")
+    except orjson.JSONDecodeError:
+        return None
+    if len(arr) != len(lines):
+        return None
+    return arr
+
+
+def _shard_blocks(path: str, stats: ReadStats,
+                  accept: Callable[[bytes], bool] | None) -> Iterator[list[Record]]:
+    """A shard's records in blocks, each block sorted by time (stable)."""
     agent = agent_of(path)
-    legacy = agent == "legacy"
     try:
         f = open(path, "rb")  # noqa: SIM115 - closed in finally; a generator
     except OSError as e:
         stats.add_corrupt(path, 0, f"cannot open: {e.strerror}", b"")
         return
     stats.files.append(path)
+    n = 0
     try:
-        n = 0
-        for n, raw in enumerate(f, 1):  # noqa: B007
-            if accept is not None and not accept(raw):
-                continue
-            ev = parse_line(raw, agent)
-            if ev is None:
-                if raw.strip():
-                    incomplete = not raw.endswith(b"\n")
-                    stats.add_corrupt(path, n, "incomplete last line" if incomplete else "not an event", raw)
-                continue
-            key = ts_key(ev.get("ts"))
-            if key is None:
-                stats.add_corrupt(path, n, f"bad timestamp {ev.get('ts')!r}", raw)
-                continue
-            if legacy or ev.get("v") == 0:
-                stats.legacy_lines += 1
-            stats.events += 1
-            yield Record(key, ev, path, n)
-        stats.lines += n
+        while True:
+            lines = f.readlines(BLOCK_BYTES)
+            if not lines:
+                break
+            block: list[Record] = []
+            for b in range(0, len(lines), _BATCH):
+                _parse_chunk(lines[b:b + _BATCH], n + b + 1, path, agent, stats, accept, block)
+            n += len(lines)
+            stats.lines += len(lines)
+            stats.events += len(block)
+            if block:
+                block.sort(key=_key)  # nearly sorted: linear; fixes slightly late appends
+                yield block
     finally:
         f.close()
 
 
-def _reordered(records: Iterable[Record], window: int) -> Iterator[Record]:
-    """Sort a nearly sorted stream with a bounded buffer: appends are O(1) while in order."""
-    buf: deque[Record] = deque()
-    for rec in records:
-        if not buf or rec.key >= buf[-1].key:
-            buf.append(rec)
+def _parse_chunk(chunk: list[bytes], first: int, path: str, agent: str, stats: ReadStats,
+                 accept: Callable[[bytes], bool] | None, out: list[Record]) -> None:
+    """Parse up to _BATCH lines into `out`. Fast path: one orjson call, all v1 lines."""
+    if accept is not None:
+        kept = [j for j, raw in enumerate(chunk) if accept(raw)]
+        if len(kept) != len(chunk):
+            for j in kept:
+                _parse_one(chunk[j], first + j, path, agent, stats, out)
+            return
+    objs = _parse_batch(chunk) if chunk[0][:1] == b"{" else None
+    if objs is None:
+        for j, raw in enumerate(chunk):
+            _parse_one(raw, first + j, path, agent, stats, out)
+        return
+    # Our own lines end with `,"v":1}` and carry a Z timestamp of fixed width: already keyed.
+    if all(raw.endswith(_V1_TAIL) for raw in chunk):
+        keys = [ev["ts"] for ev in objs]
+        if all(k.__class__ is str and len(k) == 27 and k[-1] == "Z" for k in keys):
+            out += [_new(Record, rec) for rec in zip(keys, objs, repeat(path), count(first))]
+            return
+    for j, ev in enumerate(objs):
+        if ev.__class__ is not dict or ev.get("v") != SCHEMA_VERSION or "agent" not in ev:
+            _parse_one(chunk[j], first + j, path, agent, stats, out)
+            continue
+        ts = ev.get("ts")
+        key = ts_key(ts)
+        if key is None:
+            stats.add_corrupt(path, first + j, f"bad timestamp {ts!r}", chunk[j])
         else:
-            insort(buf, rec, key=_key)  # rare: a line written slightly late
-        if len(buf) > window:
-            yield buf.popleft()
-    yield from buf
+            out.append(_new(Record, (key, ev, path, first + j)))
 
 
-def _key(r: Record) -> str:
-    return r.key
+def _parse_one(raw: bytes, lineno: int, path: str, agent: str, stats: ReadStats, out: list[Record]) -> None:
+    """The careful path: legacy formats, upgrades, and corrupt lines counted with file:line."""
+    ev = parse_line(raw, agent)
+    if ev is None:
+        if raw.strip():
+            why = "incomplete last line" if not raw.endswith(b"\n") else "not an event"
+            stats.add_corrupt(path, lineno, why, raw)
+        return
+    key = ts_key(ev.get("ts"))
+    if key is None:
+        stats.add_corrupt(path, lineno, f"bad timestamp {ev.get('ts')!r}", raw)
+        return
+    if agent == "legacy" or ev.get("v") == 0:
+        stats.legacy_lines += 1
+    out.append(_new(Record, (key, ev, path, lineno)))
+
+
+_new = tuple.__new__  # builds a Record without namedtuple's Python-level __new__
+
+
+def iter_shard(path: str, stats: ReadStats | None = None, *,
+               accept: Callable[[bytes], bool] | None = None) -> Iterator[Record]:
+    """One shard's records (sorted within each block of ~0.5 MB). `accept(raw)` may skip
+    lines cheaply before parsing (skipped lines are neither events nor corrupt)."""
+    for block in _shard_blocks(path, stats if stats is not None else ReadStats(), accept):
+        yield from block
+
+
+_key = itemgetter(0)  # a Record's sort key
 
 
 def read_records(log_dir: str | os.PathLike[str], stats: ReadStats | None = None, *,
-                 files: list[str] | None = None, accept: Callable[[bytes], bool] | None = None,
-                 window: int = REORDER_WINDOW) -> Iterator[Record]:
-    """All records of all shards, merged in time order (stable: file order breaks ties)."""
+                 files: list[str] | None = None,
+                 accept: Callable[[bytes], bool] | None = None) -> Iterator[Record]:
+    """All records of all shards in time order, with bounded memory.
+
+    Shards are read in blocks; each round emits every buffered record up to the
+    horizon (the smallest last key among shards that still have lines), sorted
+    in C. Ties keep shard order, then line order.
+    """
     stats = stats if stats is not None else ReadStats()
     paths = files if files is not None else shard_files(log_dir)
-    streams = [_reordered(iter_shard(p, stats, accept=accept), window) for p in paths]
-    if len(streams) == 1:
-        return streams[0]
-    return heapq.merge(*streams, key=_key)
+    sources = [_shard_blocks(p, stats, accept) for p in paths]
+    pending: list[list[Record]] = [[] for _ in sources]
+    live = [True] * len(sources)
+    while True:
+        for i, src in enumerate(sources):
+            if live[i] and not pending[i]:
+                nxt = next(src, None)
+                if nxt is None:
+                    live[i] = False
+                else:
+                    pending[i] = nxt
+        limits = [p[-1].key for i, p in enumerate(pending) if live[i] and p]
+        if not any(pending):
+            return
+        horizon = min(limits) if limits else None
+        out: list[Record] = []
+        for i, p in enumerate(pending):
+            if not p:
+                continue
+            if horizon is None or p[-1].key <= horizon:
+                out += p
+                pending[i] = []
+            else:
+                cut = bisect_right(p, horizon, key=_key)
+                out += p[:cut]
+                pending[i] = p[cut:]
+        if len(out) > 1 and len(sources) > 1:
+            out.sort(key=_key)
+        yield from out
 
 
 def read_events(log_dir: str | os.PathLike[str], stats: ReadStats | None = None,

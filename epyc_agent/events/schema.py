@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
+import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -32,13 +32,20 @@ MAX_DATA_BYTES = 65_536  # encoded size of `data`
 NO_SESSION = "none"
 DEFAULT_AGENT = "main"
 
+_KNOWN_CATS = frozenset(CATEGORIES)
 _CAT_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
 _SHARD_RE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
+_sec_cache: list = [-1, ""]  # (second, formatted prefix): strftime once per second
+
+
 def now_ts() -> str:
     """UTC now as RFC 3339 with microseconds and a Z: sorts as a string."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    sec, rem = divmod(time.time_ns(), 1_000_000_000)
+    if sec != _sec_cache[0]:
+        _sec_cache[0], _sec_cache[1] = sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+    return f"{_sec_cache[1]}.{rem // 1000:06d}Z"
 
 
 def truncate(s: str, limit: int = MAX_FIELD_CHARS) -> str:
@@ -59,8 +66,11 @@ def as_text(v: Any) -> str:
     return str(v)
 
 
+_DEFAULT_LEVELS = {"ERROR": "ERROR", "WARNING": "WARN"}
+
+
 def default_level(cat: str) -> str:
-    return {"ERROR": "ERROR", "WARNING": "WARN"}.get(cat, "INFO")
+    return _DEFAULT_LEVELS.get(cat, "INFO")
 
 
 def shard_name(agent: str) -> str:
@@ -69,47 +79,56 @@ def shard_name(agent: str) -> str:
     return f"agent_audit-{safe}.log"
 
 
+def _text(v: Any, limit: int = MAX_FIELD_CHARS) -> str:
+    if type(v) is str and len(v) <= limit:
+        return v
+    return truncate(as_text(v), limit)
+
+
 def make_event(cat: str, msg: Any = "", *, session: str, agent: str, level: str | None = None,
                details: Any = "", ts: str | None = None, **typed: Any) -> dict[str, Any]:
     """Build a v1 event in field order; unknown typed fields are rejected (a programming error)."""
-    cat = as_text(cat).upper() or "OBSERVE"
-    if not _CAT_RE.match(cat):
-        cat = "OBSERVE"
-    level = (level or default_level(cat)).upper()
-    if level not in LEVELS:
-        level = "WARN" if level.startswith("WARN") else "ERROR" if level.startswith("ERR") else "INFO"
+    if cat not in _KNOWN_CATS:
+        cat = as_text(cat).upper()
+        if not _CAT_RE.match(cat):
+            cat = "OBSERVE"
+    if level is None:
+        level = default_level(cat)
+    elif level not in LEVELS:
+        level = str(level).upper()
+        if level not in LEVELS:
+            level = "WARN" if level.startswith("WARN") else "ERROR" if level.startswith("ERR") else "INFO"
     ev: dict[str, Any] = {
         "ts": ts or now_ts(),
-        "session": truncate(as_text(session) or NO_SESSION, 256),
-        "agent": truncate(as_text(agent) or DEFAULT_AGENT, 256),
+        "session": _text(session, 256) or NO_SESSION,
+        "agent": _text(agent, 256) or DEFAULT_AGENT,
         "level": level,
         "cat": cat,
-        "msg": truncate(as_text(msg)),
-        "details": truncate(as_text(details)),
+        "msg": _text(msg),
+        "details": _text(details),
     }
-    for key in TYPED_FIELDS:
-        if key not in typed:
-            continue
-        v = typed.pop(key)
-        if v is None:
-            continue
-        if key in ("exit_code",):
-            v = _as_int(v)
-        elif key == "duration_ms":
-            v = _as_number(v)
-        elif key == "data":
-            pass  # capped at encode time, where its size is known for free
-        else:
-            v = truncate(as_text(v))
-        if v is not None:
-            ev[key] = v
     if typed:
-        raise TypeError(f"unknown event fields: {', '.join(sorted(typed))}")
+        for key in TYPED_FIELDS:
+            v = typed.pop(key, None)
+            if v is None:
+                continue
+            if key == "exit_code":
+                v = _as_int(v)
+            elif key == "duration_ms":
+                v = _as_number(v)
+            elif key != "data":  # data is capped at encode time, where its size is known for free
+                v = _text(v)
+            if v is not None:
+                ev[key] = v
+        if typed:
+            raise TypeError(f"unknown event fields: {', '.join(sorted(typed))}")
     ev["v"] = SCHEMA_VERSION
     return ev
 
 
 def _as_int(v: Any) -> int | None:
+    if type(v) is int:
+        return v
     try:
         return int(v)
     except (TypeError, ValueError):

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import os
 
+from . import verbs
+from .schema import DEFAULT_AGENT, NO_SESSION, encode_event, make_event, shard_name
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
-
-from . import verbs
-from .schema import DEFAULT_AGENT, NO_SESSION, encode_event, make_event, shard_name
 
 _FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
 
