@@ -10,7 +10,9 @@ if TYPE_CHECKING:
     from .config import Config
 
 # "module:function" taking (cfg, log) and returning a list of action strings
-PROVIDERS: list[str] = []
+PROVIDERS: list[str] = [
+    "epyc_agent.system.health:priority_lines",
+]
 
 
 def priority_actions(cfg: Config, log: object) -> list[str]:

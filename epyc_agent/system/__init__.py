@@ -1,0 +1,1 @@
+"""Host tooling for the sysadmin role: audit, health checks, disk monitor, cleanup."""
