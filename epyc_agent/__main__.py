@@ -26,7 +26,7 @@ def _fast_path(args: list[str]):  # noqa: ANN202 - returns a thunk or None
         from .hooks import fastpath
 
         return fastpath.main
-    if args[0] == "log" and len(args) >= 2 and not args[1].startswith("-"):
+    if args[0] == "log" and len(args) >= 2 and not (len(args) > 2 and args[2].startswith("--")):
         from .events.verbs import VERBS
 
         if args[1] in VERBS:

@@ -1,0 +1,133 @@
+"""The shell library: an old script that sources agent_log.sh runs unchanged and writes valid events;
+`epyc-agent log <verb>` with the old positional arguments."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from epyc_agent.events.reader import ReadStats, read_events
+from tests.conftest import BIN, run_cli
+
+REPO = Path(__file__).resolve().parents[1]
+
+OLD_SCRIPT = r'''
+set -euo pipefail
+source "$REPO/scripts/agent_log.sh"
+agent_session_start "benchmark \"quoted\" purpose"
+agent_task_start "build llama.cpp" "need a $(printf 'new\nline') build"
+agent_cmd_intent "make -j96 > build.log" "compile"
+agent_cmd_result "make -j96" 0 "ok"
+agent_cmd_result "make -j96" 2
+agent_file_modify "/mnt/raid0/llm/x.txt" edit "tweak \\ backslash"
+agent_decision "use K=16" "acceptance 75%"
+agent_warn "disk 90% full" "tab	here"
+agent_error "OOM" "control $(printf '\x01\x1b[31m') chars"
+agent_observe decode_tps 41.7
+agent_rollback_info "edited Makefile" "git checkout Makefile"
+agent_task_end "build llama.cpp"
+agent_exec "list root" ls "$EPYC_AGENT_ROOT" > /dev/null
+agent_exec "a shell string" "echo piped | tr p P"
+myfunc() { echo "from a function"; return 4; }
+rc=0; agent_exec "a shell function" myfunc || rc=$?
+echo "function rc=$rc"
+set +e; agent_exec "failing" false; echo "exec rc=$?"; set -e
+agent_log_tail 5 > /dev/null 2>&1 || true
+agent_session_end "all done"
+echo "script finished"
+'''
+
+
+def run_script(script: str, root: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "REPO": str(REPO), "EPYC_AGENT_BIN": str(BIN), "EPYC_AGENT_ROOT": str(root)}
+    return subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_old_script_runs_unchanged_and_logs_valid_events(root: Path, log_dir: Path) -> None:
+    r = run_script(OLD_SCRIPT, root)
+    assert r.returncode == 0, r.stderr
+    assert "script finished" in r.stdout and "PiPed" in r.stdout and "from a function" in r.stdout
+    assert "function rc=4" in r.stdout and "exec rc=1" in r.stdout
+    stats = ReadStats()
+    evs = [e for e in read_events(log_dir, stats) if e["cat"] not in ("OBSERVE", "WARNING")
+           or e["msg"] in ("decode_tps", "disk 90% full")]
+    assert stats.corrupt_count == 0
+    for line in (log_dir / "agent_audit-main.log").read_bytes().splitlines():
+        json.loads(line)  # every line is valid JSON
+    by_cat = {}
+    for e in evs:
+        by_cat.setdefault(e["cat"], []).append(e)
+    assert by_cat["SESSION_START"][0]["msg"] == 'benchmark "quoted" purpose'
+    assert by_cat["TASK_START"][0]["details"] == "need a new\nline build"
+    assert [e["exit_code"] for e in by_cat["CMD_RESULT"]][:2] == [0, 2]
+    assert by_cat["FILE_MODIFY"][0]["details"] == "action=edit; tweak \\ backslash"
+    assert by_cat["ERROR"][0]["details"] == "control \x01\x1b[31m chars"
+    assert any(e["data"] == {"what": "decode_tps", "value": 41.7} for e in by_cat["OBSERVE"])
+    assert by_cat["ROLLBACK"][0]["undo"] == "git checkout Makefile"
+    results = {e["cmd"]: e["exit_code"] for e in by_cat["CMD_RESULT"]}
+    assert results["echo piped | tr p P"] == 0 and results["myfunc"] == 4 and results["false"] == 1
+    sessions = {e["session"] for e in evs}
+    assert len(sessions) == 1 and next(iter(sessions)).startswith("ses_")
+    assert by_cat["SESSION_END"][0]["msg"] == "all done"
+
+
+def test_logging_failures_do_not_abort_set_e_scripts(tmp_path: Path) -> None:
+    """A broken log dir is reported on stderr, but an old `set -e` script keeps running."""
+    blocker = tmp_path / "blocked"
+    blocker.write_text("a file where the log dir should be")
+    env = {**os.environ, "REPO": str(REPO), "EPYC_AGENT_BIN": str(BIN), "EPYC_AGENT_LOG_DIR": str(blocker)}
+    script = 'set -e; source "$REPO/scripts/agent_log.sh"; agent_observe x 1; echo survived'
+    r = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env)
+    assert r.returncode == 0 and "survived" in r.stdout
+    assert "cannot write the audit log" in r.stderr and "agent_log: could not log" in r.stderr
+
+
+def test_shell_init_defines_every_old_function() -> None:
+    names = ["agent_session_start", "agent_session_end", "agent_task_start", "agent_task_end",
+             "agent_cmd_intent", "agent_cmd_result", "agent_file_modify", "agent_decision", "agent_warn",
+             "agent_error", "agent_observe", "agent_rollback_info", "agent_exec", "agent_log_tail",
+             "agent_log_session"]
+    script = f'eval "$({BIN} shell-init)"; for f in {" ".join(names)}; do type -t "$f"; done'
+    r = subprocess.run(["bash", "-c", script], capture_output=True, text=True)
+    assert r.stdout.split() == ["function"] * len(names)
+
+
+@pytest.mark.parametrize(("args", "cat", "fields"), [
+    (["task-start", "desc", "why"], "TASK_START", {"msg": "desc", "details": "why"}),
+    (["task-end", "desc", "failed"], "TASK_END", {"details": "outcome=failed", "level": "WARN"}),
+    (["cmd-intent", "make", "build"], "CMD_INTENT", {"cmd": "make", "details": "build"}),
+    (["cmd-result", "make", "0", "fine"], "CMD_RESULT", {"exit_code": 0, "details": "exit=0; fine"}),
+    (["file-modify", "/a", "delete", "cleanup"], "FILE_MODIFY", {"path": "/a", "action": "delete"}),
+    (["decision", "K=16", "best"], "DECISION", {"msg": "K=16"}),
+    (["warn", "slow", "ctx"], "WARNING", {"level": "WARN"}),
+    (["error", "boom"], "ERROR", {"level": "ERROR"}),
+    (["observe", "delta", "-5"], "OBSERVE", {"data": {"what": "delta", "value": -5}}),
+    (["rollback", "edit", "git checkout f"], "ROLLBACK", {"undo": "git checkout f", "action": "edit"}),
+])
+def test_log_verbs_fast_path(args: list[str], cat: str, fields: dict, log_dir: Path) -> None:
+    r = run_cli("log", *args)
+    assert r.returncode == 0, r.stderr
+    (ev,) = list(read_events(log_dir))
+    assert ev["cat"] == cat
+    for k, v in fields.items():
+        assert ev[k] == v
+
+
+def test_log_verb_options_and_usage(log_dir: Path) -> None:
+    """--agent/--session go through click; missing arguments are a usage error (exit 2)."""
+    r = run_cli("log", "observe", "--agent", "bench", "--session", "ses_x", "k", "v")
+    assert r.returncode == 0, r.stderr
+    (ev,) = list(read_events(log_dir))
+    assert (ev["agent"], ev["session"]) == ("bench", "ses_x")
+    bad = run_cli("log", "cmd-result", "make")
+    assert bad.returncode == 2 and "usage: epyc-agent log cmd-result COMMAND EXIT_CODE [SUMMARY]" in bad.stderr
+    assert run_cli("log", "observe", "--help").returncode == 0
+
+
+def test_agent_from_old_env_variable(log_dir: Path) -> None:
+    run_cli("log", "observe", "k", "v", env={"AGENT_ID": "worker7"})
+    assert (log_dir / "agent_audit-worker7.log").exists()
