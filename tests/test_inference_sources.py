@@ -1,0 +1,213 @@
+"""Draft sources of the speculative engine, pure Python: indexes, counts, back-off, persistence."""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from epyc_agent.errors import EpycAgentError
+from epyc_agent.inference.methods import METHODS, make_sources, resolve_params
+from epyc_agent.inference.sources.base import Backoff, Draft, DraftSource
+from epyc_agent.inference.sources.prompt_lookup import PromptLookup
+from epyc_agent.inference.sources.stack import Stack
+from epyc_agent.inference.sources.suffix import GlobalSuffixCache, SuffixDecoding
+from epyc_agent.inference.sources.suffix_index import SuffixIndex
+
+
+def test_prompt_lookup_longest_most_recent_match() -> None:
+    """The longest n-gram wins over shorter ones, and among equal n-grams the most recent one."""
+    pl = PromptLookup(k=3, ngram_max=3, ngram_min=1, adaptive=False)
+    pl.begin([1, 2, 3, 10, 11, 5, 2, 3, 20, 21, 7, 1, 2, 3])
+    d = pl.propose(3)
+    assert d is not None and d.tokens == [10, 11, 5]  # "1 2 3" matched at the start (3-gram)
+    pl.begin([2, 3, 10, 11, 9, 2, 3, 20, 21, 8, 2, 3])
+    assert pl.propose(2).tokens == [20, 21]  # "2 3" latest earlier occurrence
+
+
+def test_prompt_lookup_incremental_and_periodic() -> None:
+    """Tokens added with extend are indexed; a copy reaching the end continues periodically."""
+    pl = PromptLookup(k=6, ngram_max=2, ngram_min=1, adaptive=False)
+    pl.begin([4, 5])
+    assert pl.propose(6) is None  # no earlier occurrence of the tail
+    pl.extend([4, 5])
+    assert pl.propose(6).tokens == [4, 5, 4, 5, 4, 5]
+    pl.extend([9])
+    assert pl.propose(6) is None
+
+
+def test_prompt_lookup_indexes_without_rescan() -> None:
+    """Lookups on a 50k-token context take microseconds (an index, not a scan)."""
+    rng = random.Random(1)
+    pl = PromptLookup(adaptive=False)
+    pl.begin([rng.randrange(1000) for _ in range(50_000)])
+    t = time.perf_counter()
+    for _ in range(200):
+        pl.propose(10)
+        pl.extend([rng.randrange(1000)])
+    assert (time.perf_counter() - t) / 200 < 0.0005
+
+
+def test_suffix_index_counts_and_probabilities() -> None:
+    """Walking follows the most frequent child; probability = child count / node count."""
+    idx = SuffixIndex()
+    for seq in ([1, 2, 3, 4], [1, 2, 3, 4], [1, 2, 3, 5], [7, 2, 9]):
+        idx.append([*seq, -1])
+    levels = idx.match([0, 1, 2], max_depth=8, max_candidates=100)
+    assert [(p, len(occ)) for p, occ in levels] == [(2, 3), (1, 4)]  # "1 2" x3, "2" x4
+    toks, score, _ = idx.walk(levels[0][1], 5, 0.1)
+    assert toks == [3, 4]
+    assert score == pytest.approx(1.0 + 2 / 3)
+    toks, _, _ = idx.walk(levels[0][1], 5, 0.7)
+    assert toks == [3]  # 2/3 < 0.7 stops the walk
+    # adaptive length: a 2-token match with factor 1.0 drafts at most 2 tokens
+    toks, _, _ = idx.speculate([1, 2], k=8, max_depth=8, max_spec_factor=1.0, max_spec_offset=0.0, min_prob=0.1)
+    assert toks == [3, 4]
+    toks, _, _ = idx.speculate([1, 2], k=8, max_depth=8, max_spec_factor=0.5, max_spec_offset=0.0, min_prob=0.1)
+    assert toks == [3]
+
+
+def test_suffix_index_never_spans_sequences() -> None:
+    """The separator stops matches and walks at a response boundary."""
+    idx = SuffixIndex()
+    idx.append([1, 2, -1, 3, 4, -1])
+    assert idx.match([2, 3], max_depth=4, max_candidates=10)[0][0] == 1
+    assert idx.speculate([9, 1], k=4, max_depth=4, max_spec_factor=4, max_spec_offset=0, min_prob=0.1)[0] == [2]
+
+
+def test_suffix_speculate_fast_with_100k_tokens() -> None:
+    """speculate() stays under 1 ms (median) with 100,000 cached tokens."""
+    rng = random.Random(0)
+    vocab, weights = list(range(5000)), [1 / (i + 1) for i in range(5000)]
+    templates = [rng.choices(vocab, weights, k=250) for _ in range(20)]
+    cache = GlobalSuffixCache(None, max_tokens=200_000)
+    for _ in range(400):
+        t = list(rng.choice(templates))
+        for _ in range(20):
+            t[rng.randrange(250)] = rng.choices(vocab, weights)[0]
+        cache.add(t)
+    assert cache.n_tokens == 100_000
+    contexts = [rng.choice(templates)[: rng.randrange(10, 240)] for _ in range(100)]
+    contexts += [rng.choices(vocab, weights, k=50) for _ in range(100)]
+    opts = {"k": 16, "max_depth": 32, "max_spec_factor": 1.0, "max_spec_offset": 0.0, "min_prob": 0.1}
+    times = []
+    for ctx in contexts:
+        t = time.perf_counter()
+        cache.index.speculate(ctx, **opts)
+        times.append(time.perf_counter() - t)
+    assert sorted(times)[len(times) // 2] < 0.001
+
+
+def test_global_cache_evicts_least_recently_used(tmp_path: Path) -> None:
+    """Past the cap, the least recently used responses go first, down to 90% of the cap."""
+    cache = GlobalSuffixCache(None, max_tokens=100)
+    for i in range(4):
+        cache.add([i] * 30)  # 120 tokens > 100
+    assert cache.n_tokens == 90
+    kept = sorted({r["tokens"][0] for r in cache.responses.values()})
+    assert kept == [1, 2, 3]
+    # using response "1" makes "2" the oldest
+    _, _, pos = cache.index.speculate([1, 1], k=2, max_depth=4, max_spec_factor=2, max_spec_offset=0, min_prob=0.1)
+    cache.touch(pos)
+    cache.add([9] * 30)
+    assert sorted({r["tokens"][0] for r in cache.responses.values()}) == [1, 3, 9]
+
+
+def test_global_cache_persists_and_merges(tmp_path: Path) -> None:
+    """Responses survive a restart; two writers' responses are merged, not overwritten."""
+    path = str(tmp_path / "suffix" / "global-x.json")
+    a = GlobalSuffixCache(path)
+    b = GlobalSuffixCache(path)
+    a.add([1, 2, 3])
+    a.save()
+    b.add([4, 5, 6])
+    b.save()
+    c = GlobalSuffixCache(path)
+    assert sorted(r["tokens"][0] for r in c.responses.values()) == [1, 4]
+    assert c.index.speculate([4, 5], k=1, max_depth=4, max_spec_factor=1, max_spec_offset=0, min_prob=0.1)[0] == [6]
+    assert not [p for p in (tmp_path / "suffix").iterdir() if p.suffix == ".tmp"]
+    Path(path).write_text("{broken")
+    assert GlobalSuffixCache(path).n_tokens == 0  # damaged cache: start afresh, no crash
+
+
+def test_suffix_source_local_then_global() -> None:
+    """The per-request index drafts from the prompt; the global one from earlier responses."""
+    s = SuffixDecoding(adaptive=False)
+    s.begin([5, 6, 7, 8, 9, 5, 6])
+    assert s.propose(4).tokens == [7, 8]  # 2-token match, factor 1 -> 2 tokens
+    s.end([11, 12, 13, 14, 15, 16])
+    s.begin([1, 11, 12, 13])
+    assert s.propose(8).tokens == [14, 15, 16]
+
+
+def test_backoff_pauses_and_recovers() -> None:
+    """Repeated zero acceptance pauses drafting for growing periods; a good probe resumes it."""
+    b = Backoff()
+    pauses, skipped = [], 0
+    for _ in range(10):
+        while not b.allow():
+            skipped += 1
+        b.update(8, 0)
+        pauses.append(b.pause)
+    assert pauses == [0, 0, 1, 2, 4, 8, 16, 32, 64, 64]
+    assert skipped == sum(pauses[:-1])
+    b.update(8, 8)  # a probe that was fully accepted
+    b.skip = 0
+    assert b.ewma >= b.threshold and b.pause == 0 and b.allow()
+
+
+class _Fixed(DraftSource):
+    def __init__(self, name: str, tokens: list[int], score: float) -> None:
+        super().__init__(adaptive=False)
+        self.name, self.tokens, self.score = name, tokens, score
+
+    def propose(self, k: int) -> Draft | None:
+        return Draft(self.tokens[:k], self.score, self) if self.tokens else None
+
+
+def test_stack_order_and_score() -> None:
+    """'first' takes the first child with a draft; 'score' the highest score; the child is reported."""
+    a, b, c = _Fixed("a", [], 0), _Fixed("b", [1, 2], 0.5), _Fixed("c", [3, 4, 5], 2.0)
+    assert Stack([a, b, c]).draft(4).source is b
+    assert Stack([a, b, c], select="score").draft(4).source is c
+    assert [s.name for s in Stack([a, Stack([b, c])]).sources()] == ["a", "b", "c"]
+    with pytest.raises(ValueError):
+        Stack([a], select="best")
+
+
+def test_methods_params_and_errors() -> None:
+    """--param strings are coerced to the default's type; unknown names are one-line errors."""
+    assert set(METHODS) == {"prompt_lookup", "suffix", "draft_model", "stack"}
+    p = resolve_params("suffix", {"suffix_k": "8", "use_global": "false", "min_token_prob": "0.2"})
+    assert p["suffix_k"] == 8 and p["use_global"] is False and p["min_token_prob"] == 0.2
+    with pytest.raises(EpycAgentError, match="no parameter"):
+        resolve_params("suffix", {"bogus": 1})
+    with pytest.raises(EpycAgentError, match="not a valid int"):
+        resolve_params("prompt_lookup", {"pl_k": "many"})
+    with pytest.raises(EpycAgentError, match="unknown speculative method"):
+        make_sources("eagle", {})
+    with pytest.raises(EpycAgentError, match="needs a draft model"):
+        make_sources("draft_model", {})
+    (stack,) = make_sources("stack", {"select": "score"})
+    assert isinstance(stack, Stack) and stack.select == "score"
+    assert [s.name for s in stack.sources()] == ["prompt_lookup", "suffix"]
+
+
+def test_adapter_shape_dtype_and_feedback() -> None:
+    """The LlamaDraftModel adapter returns intc arrays and infers acceptance from the next call."""
+    from llama_cpp.llama_speculative import LlamaDraftModel
+
+    from epyc_agent.inference.adapters import SourceDraftModel
+
+    pl = PromptLookup(k=4, adaptive=True)
+    dm = SourceDraftModel(pl, k=3)
+    assert isinstance(dm, LlamaDraftModel)
+    out = dm(np.array([1, 2, 3, 4, 1, 2], dtype=np.intc))
+    assert out.dtype == np.intc and out.tolist() == [3, 4, 1]
+    out = dm(np.array([1, 2, 3, 4, 1, 2, 9, 8], dtype=np.intc))  # draft rejected at once
+    assert pl.backoff.ewma < 1.0
+    empty = dm(np.array([7], dtype=np.intc))  # new request
+    assert empty.dtype == np.intc and empty.shape == (0,)
