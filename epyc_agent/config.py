@@ -104,6 +104,7 @@ SECTIONS: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "retry_limit": (_is_int, 3),
         "fail_closed": (_is_bool, False),
         "allow_project_dir": (_is_bool, True),
+        "allow_claude_dir": (_is_bool, True),
     },
     "loops": {
         "retry_storm": (_is_int, 3),

@@ -1,0 +1,52 @@
+"""One entry for the hook: a tool call -> the storage and Bash guards' findings."""
+
+from __future__ import annotations
+
+from .finding import Finding
+from .prescan import needs_parse
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
+    from ..storage import StorageGuard
+
+EDIT_TOOLS = ("Write", "Edit", "MultiEdit", "NotebookEdit")
+
+
+class MalformedInput(ValueError):
+    """The tool input lacks what the guard needs (the guard cannot evaluate)."""
+
+
+def edit_path(tool: str, tool_input: Mapping[str, Any]) -> str:
+    """The file an edit tool writes; MalformedInput if the payload has none."""
+    path = tool_input.get("notebook_path" if tool == "NotebookEdit" else "file_path") or tool_input.get("file_path")
+    if not isinstance(path, str) or not path:
+        raise MalformedInput(f"{tool} payload has no file_path")
+    return path
+
+
+def check_edit(tool: str, tool_input: Mapping[str, Any], cwd: str | None, guard: StorageGuard) -> list[Finding]:
+    path = edit_path(tool, tool_input)
+    v = guard.check(path, cwd)
+    if v.allowed:
+        return []
+    return [Finding("storage", f"{tool} of {path}: {v.reason} (temp files: {guard.root_resolved}/tmp). "
+                    "If the user needs this exact path, ask them to allow it (allow_write in the epyc-agent "
+                    "config).", v.resolved)]
+
+
+def check_bash(command: Any, cwd: str | None, guard: StorageGuard,
+               env: Mapping[str, str] | None = None) -> tuple[list[Finding], dict[str, Any]]:
+    """Findings and how they were found (`parser`: prescan|bashlex|shlex, `blind` notes)."""
+    if not isinstance(command, str):
+        raise MalformedInput("Bash payload has no command string")
+    if not needs_parse(command):
+        return [], {"parser": "prescan"}
+    from .bash import BashCheck
+    from .shell import parse
+
+    parsed = parse(command, cwd, env)
+    findings = BashCheck(guard, parsed).run()
+    return findings, {"parser": parsed.parser, "blind": parsed.blind}

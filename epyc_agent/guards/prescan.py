@@ -1,0 +1,67 @@
+"""Cheap, conservative first look at a Bash command: could it write or destroy anything?
+
+Most agent commands (`ls`, `git status`, `grep`, `pytest -q`, `make`) cannot, by
+their words alone, and the hook must answer them in a few milliseconds. Anything
+that might (a write redirection, a writing or killing command word anywhere, a
+substitution, eval, a nested shell, a here-document) goes to the full bashlex
+parse. A false "needs parse" costs time; a false "harmless" would miss a write,
+so every doubt answers "needs parse".
+"""
+
+from __future__ import annotations
+
+import os
+
+# command words that write, delete, change permissions, kill by pattern or run other commands
+RISKY = frozenset({
+    "rm", "rmdir", "unlink", "shred", "cp", "mv", "install", "ln", "mkdir", "touch", "truncate", "tee",
+    "dd", "chmod", "chown", "chgrp", "rsync", "scp", "sed", "perl", "find", "xargs", "eval", "exec",
+    "bash", "sh", "dash", "zsh", "ksh", "source", ".", "pkill", "killall", "mkfs", "mke2fs", "wipefs",
+    "fdisk", "sfdisk", "parted", "mkswap", "mount", "umount", "curl", "wget", "tar", "unzip", "clone",
+    "patch", "split", "csplit", "sudo", "doas", "cpio", "7z", "zip", "gzip", "gunzip", "xz", "zstd",
+    "bzip2", "systemctl", "crontab", "setfacl", "chattr",
+})
+SAFE_REDIRECT_TARGETS = frozenset({"/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty"})
+MARKERS = ("`", "$(", "<(", ">(", "<<", "${")
+
+
+def needs_parse(command: str) -> bool:
+    """True unless every word is harmless and every redirection goes to /dev/null or an fd."""
+    if not command or len(command) > 4000 or any(m in command for m in MARKERS):
+        return True
+    return _risky_word(command) or (">" in command and not _redirects_harmless(command))
+
+
+def _risky_word(command: str) -> bool:
+    for raw in command.replace("|", " ").replace(";", " ").replace("&", " ").replace("(", " ") \
+            .replace(")", " ").replace("'", " ").replace('"', " ").replace("\\", " ").split():
+        w = os.path.basename(raw) if "/" in raw else raw
+        if w in RISKY or w.startswith("mkfs") or w.startswith("of="):
+            return True
+    return False
+
+
+def _redirects_harmless(command: str) -> bool:
+    """Every `>` is `>/dev/null`-like or an fd duplication (`2>&1`, `>&2`); quotes make us doubt."""
+    if "'" in command or '"' in command:
+        return False
+    i = command.find(">")
+    while i != -1:
+        j = i + 1
+        if j < len(command) and command[j] in ">|":
+            j += 1
+        if j < len(command) and command[j] == "&":
+            k = j + 1
+            while k < len(command) and command[k].isdigit():
+                k += 1
+            if k == j + 1 or (k < len(command) and not command[k].isspace() and command[k] not in ";|&)"):
+                return False
+        else:
+            rest = command[j:].lstrip()
+            target = rest.split(None, 1)[0] if rest else ""
+            for stop in (";", "|", "&", ")"):
+                target = target.split(stop, 1)[0]
+            if target not in SAFE_REDIRECT_TARGETS:
+                return False
+        i = command.find(">", j)
+    return True

@@ -1,0 +1,342 @@
+"""One handler per Claude Code hook event: log it, apply the guards, answer in Claude Code's JSON.
+
+`handle(raw, env)` never raises: a malformed payload or an internal failure is
+logged as an ERROR and answered with exit 0 and no decision (Claude Code then
+proceeds as without the hook), except that with `guards.fail_closed: true` a
+PreToolUse call that cannot be evaluated is denied.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from ..config import load_config
+from ..errors import EpycAgentError
+from ..events.writer import AuditLog
+from ..guards.check import EDIT_TOOLS, MalformedInput, check_bash, check_edit, edit_path
+from ..guards.retry import OVERRIDE, check_retry, command_key, overridden
+from ..sessions import agent_id, session_file
+from ..storage import guard_for
+from . import payload as pl
+from . import state
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
+    from ..config import Config
+    from ..guards.finding import Finding
+
+OUTPUT_CHARS = 500
+PROMPT_CHARS = 200
+
+
+def _out(event: str, **fields: Any) -> str:
+    return json.dumps({"hookSpecificOutput": {"hookEventName": event, **fields}}, ensure_ascii=False)
+
+
+def handle(raw: bytes, env: Mapping[str, str]) -> tuple[str, int]:
+    """(stdout, exit code) for one hook invocation."""
+    try:
+        cfg = load_config(env=env)
+    except EpycAgentError as e:
+        return "", _stderr(f"epyc-agent hook: {e.render()}", 1)
+    try:
+        p = pl.parse(raw)
+    except pl.PayloadError as e:
+        _log_error(cfg, None, agent_id(env=env), f"hook payload rejected: {e}", raw[:200])
+        return "", 0
+    event = p.get("hook_event_name") if isinstance(p.get("hook_event_name"), str) else ""
+    hook = Hook(cfg, p, env)
+    try:
+        return hook.run(event), 0
+    except Exception as e:  # noqa: BLE001 - the hook must never break the agent's session
+        _log_error(cfg, hook.session, hook.agent, f"hook failed on {event or 'unknown event'}: "
+                   f"{type(e).__name__}: {e}", "")
+        if event == "PreToolUse" and cfg.guards.get("fail_closed"):
+            return _deny(f"epyc-agent could not evaluate this call ({type(e).__name__}: {e}) and "
+                         "guards.fail_closed is true. Report it; the user can set fail_closed: false."), 0
+        return "", 0
+    finally:
+        hook.log.close()
+
+
+def _stderr(msg: str, code: int) -> int:
+    import sys
+
+    print(msg, file=sys.stderr)
+    return code
+
+
+def _log_error(cfg: Config, session: str | None, agent: str, msg: str, context: Any) -> None:
+    try:
+        with AuditLog(cfg.log_dir, session, agent) as log:
+            log.error(msg, context if isinstance(context, str) else repr(context))
+    except OSError:
+        _stderr(f"epyc-agent hook: {msg}", 0)
+
+
+def _deny(reason: str) -> str:
+    return _out("PreToolUse", permissionDecision="deny", permissionDecisionReason=reason)
+
+
+class Hook:
+    """One invocation: the config, the payload, and where its events go."""
+
+    def __init__(self, cfg: Config, p: dict[str, Any], env: Mapping[str, str]) -> None:
+        self.cfg, self.p, self.env = cfg, p, env
+        self.session = pl.session_for(p)
+        self.agent = pl.agent_for(p)
+        self.log = AuditLog(cfg.log_dir, self.session, self.agent)
+
+    def data(self, event: str, **more: Any) -> dict[str, Any]:
+        d: dict[str, Any] = {"hook": event, **more}
+        extra = pl.extra_fields(self.p, event)
+        if extra:
+            d["extra"] = extra
+        if self.p.get("agent_type"):
+            d["agent_type"] = self.p.get("agent_type")
+        return d
+
+    def run(self, event: str) -> str:
+        handler = HANDLERS.get(event)
+        if event not in ("SessionStart", "SessionEnd") and self.session:
+            self.ensure_session(event)
+        if handler is None:
+            self.log.event("OBSERVE", f"hook event {event or '(none)'}", data=self.data(event or "unknown"))
+            return ""
+        return handler(self)
+
+    def ensure_session(self, event: str) -> None:
+        """A session first seen mid-way (hooks installed while it ran) is started on first sight."""
+        if os.path.exists(session_file(self.cfg, self.session)):
+            return
+        self.start(f"claude code session (first seen at {event})")
+
+    def start(self, purpose: str) -> dict[str, Any]:
+        from ..sessions import start_session
+
+        p = self.p
+        extra = {k: p[k] for k in ("session_id", "transcript_path", "model") if isinstance(p.get(k), str)}
+        return start_session(self.cfg, purpose, agent_id(env=self.env), session_id=self.session,
+                             extra={"claude": extra, "cwd": p.get("cwd") if isinstance(p.get("cwd"), str) else ""})
+
+    # -- guards ------------------------------------------------------------------------
+    def guard(self) -> Any:
+        extra = []
+        g = self.cfg.guards
+        if g.get("allow_project_dir", True):
+            proj = self.env.get("CLAUDE_PROJECT_DIR") or self.p.get("cwd")
+            if isinstance(proj, str) and proj:
+                extra.append(proj)
+        if g.get("allow_claude_dir", True):
+            home = self.env.get("HOME") or os.path.expanduser("~")
+            extra.append(os.path.join(home, ".claude"))
+        return guard_for(self.cfg, extra)
+
+    def findings(self, tool: str, ti: dict[str, Any], info: dict[str, Any]) -> list[Finding]:
+        cwd = self.p.get("cwd") if isinstance(self.p.get("cwd"), str) else None
+        if tool in EDIT_TOOLS:
+            return check_edit(tool, ti, cwd, self.guard())
+        if tool != "Bash":
+            return []
+        command = ti.get("command")
+        found, how = check_bash(command, cwd, self.guard(), self.env)
+        info.update(how)
+        limit = int(self.cfg.guards.get("retry_limit", 3))
+        fails = state.load(self.cfg.log_dir, self.session).get("failures", {}) if self.session else {}
+        retry = check_retry(fails, command, limit)
+        if retry is not None:
+            if overridden(command, self.env):
+                self.log.event("DECISION", f"retry limit overridden ({OVERRIDE}=1)", cmd=command, level="WARN",
+                               details=f"failed {fails.get(command_key(command))} times in a row before",
+                               data=self.data("PreToolUse", guard="retry", override=True))
+            else:
+                found.append(retry)
+        return found
+
+
+def _pre_tool(h: Hook) -> str:
+    p = h.p
+    tool = p.get("tool_name") if isinstance(p.get("tool_name"), str) else ""
+    ti = p.get("tool_input")
+    label = pl.tool_label(tool, ti)
+    use_id = p.get("tool_use_id")
+    info: dict[str, Any] = {}
+    modes = h.cfg.guards
+    try:
+        if not tool or not isinstance(ti, dict):
+            raise MalformedInput("PreToolUse payload lacks tool_name or a tool_input object")
+        findings = h.findings(tool, ti, info)
+    except MalformedInput as e:
+        h.log.error(f"guard could not evaluate {tool or 'tool call'}: {e}", label)
+        if modes.get("fail_closed"):
+            return _deny(f"epyc-agent could not evaluate this call ({e}); guards.fail_closed is true, so it "
+                         "is refused. Retry with a complete tool input.")
+        findings = []
+        ti = ti if isinstance(ti, dict) else {}
+    deny = [f for f in findings if modes.get(f.guard, "enforce") == "enforce"]
+    warn = [f for f in findings if modes.get(f.guard, "enforce") == "warn"]
+    base = h.data("PreToolUse", tool=tool, tool_use_id=use_id, **info)
+    if deny:
+        reason = " | ".join(f"[{f.guard}] {f.reason}" for f in deny)
+        h.log.event("DECISION", f"denied {tool}: {label}", cmd=label, level="WARN", details=reason,
+                    data={**base, "decision": "deny", "findings": [f.as_dict() for f in deny]})
+        return _deny(f"epyc-agent guard refused this call: {reason}")
+    for f in warn:
+        h.log.event("WARNING", f"guard {f.guard} (warn-only): {label}", cmd=label, details=f.reason,
+                    data={**base, "finding": f.as_dict()})
+    if tool in EDIT_TOOLS:
+        _log_edit(h, tool, ti, use_id, base)
+    else:
+        if tool == "TodoWrite" and isinstance(ti.get("todos"), list):
+            base["todos"] = [{"content": str(t.get("content", ""))[:200], "status": str(t.get("status", ""))}
+                             for t in ti["todos"][:50] if isinstance(t, dict)]
+        details = ti.get("description") if isinstance(ti.get("description"), str) else ""
+        h.log.event("CMD_INTENT", label, cmd=label, details=details, data=base)
+    if warn:
+        return _out("PreToolUse", additionalContext="epyc-agent guard warnings (warn-only mode, the call runs): "
+                    + " | ".join(f"[{f.guard}] {f.reason}" for f in warn))
+    return ""
+
+
+def _log_edit(h: Hook, tool: str, ti: dict[str, Any], use_id: Any, base: dict[str, Any]) -> None:
+    from .rollback import plan
+
+    path = edit_path(tool, ti)
+    cwd = h.p.get("cwd") if isinstance(h.p.get("cwd"), str) else None
+    path = path if os.path.isabs(path) or not cwd else os.path.join(cwd, path)
+    try:
+        action, undo = plan(h.cfg, h.session or "none", path, tool)
+    except OSError as e:
+        action, undo = ("edit" if os.path.exists(path) else "create"), f"(no undo plan: {e.strerror})"
+    size = len(ti.get("content", "")) if isinstance(ti.get("content"), str) else None
+    h.log.event("FILE_MODIFY", path, path=path, action=action, details=f"action={action}; {tool}",
+                data={**base, "bytes": size} if size is not None else base)
+    h.log.event("ROLLBACK", f"{tool} {path}", action=f"{tool} {path}", undo=undo, details=f"undo_with: {undo}",
+                data={"hook": "PreToolUse", "tool_use_id": use_id})
+
+
+def _exit_code(p: dict[str, Any]) -> int | None:
+    if p.get("hook_event_name") == "PostToolUseFailure":
+        err = str(p.get("error") or "")
+        first = err.strip().splitlines()[0] if err.strip() else ""
+        if first.lower().startswith("exit code"):
+            tail = first[9:].strip()
+            return int(tail) if tail.lstrip("-").isdigit() else 1
+        return 130 if p.get("is_interrupt") else 1
+    resp = p.get("tool_response")
+    if isinstance(resp, dict):
+        for k in ("exit_code", "exitCode", "returnCode", "return_code"):
+            if isinstance(resp.get(k), int):
+                return int(resp[k])
+        if resp.get("interrupted") is True:
+            return 130
+        if resp.get("success") is False:
+            return 1
+    return 0
+
+
+def _post_tool(h: Hook) -> str:
+    p = h.p
+    event = p.get("hook_event_name", "PostToolUse")
+    tool = p.get("tool_name") if isinstance(p.get("tool_name"), str) else ""
+    label = pl.tool_label(tool, p.get("tool_input"))
+    code = _exit_code(p)
+    failed = event == "PostToolUseFailure" or code != 0
+    if event == "PostToolUseFailure":
+        summary = str(p.get("error") or "")[:OUTPUT_CHARS]
+    else:
+        resp = p.get("tool_response")
+        if isinstance(resp, dict):
+            summary = "".join(str(resp.get(k) or "") for k in ("stdout", "stderr"))[:OUTPUT_CHARS]
+        else:
+            summary = str(resp or "")[:OUTPUT_CHARS]
+    h.log.event("CMD_RESULT", label, cmd=label, exit_code=code, duration_ms=p.get("duration_ms"),
+                level="ERROR" if failed else "INFO",
+                details=f"exit={code}; {summary}" if summary else f"exit={code}",
+                data=h.data(event, tool=tool, tool_use_id=p.get("tool_use_id"),
+                            **({"interrupted": True} if p.get("is_interrupt") else {})))
+    ti = p.get("tool_input")
+    if tool == "Bash" and h.session and isinstance(ti, dict) and isinstance(ti.get("command"), str):
+        key = command_key(ti["command"])
+        if failed and not p.get("is_interrupt"):
+            state.record_result(h.cfg.log_dir, h.session, key, True, summary)
+        elif not failed and key in state.load(h.cfg.log_dir, h.session).get("failures", {}):
+            state.record_result(h.cfg.log_dir, h.session, key, False)
+    return ""
+
+
+def _session_start(h: Hook) -> str:
+    from .context import session_context
+
+    source = h.p.get("source") if isinstance(h.p.get("source"), str) else "startup"
+    if not h.session:
+        h.log.error("SessionStart without a session_id", "")
+        return ""
+    return _out("SessionStart", additionalContext=session_context(h, source))
+
+
+def _prompt(h: Hook) -> str:
+    prompt = h.p.get("prompt")
+    text = prompt if isinstance(prompt, str) else ""
+    h.log.event("OBSERVE", "user prompt", details=text[:PROMPT_CHARS],
+                data=h.data("UserPromptSubmit", length=len(text), prompt_head=text[:PROMPT_CHARS]))
+    return ""
+
+
+def _pre_compact(h: Hook) -> str:
+    from ..compaction import write_dump
+
+    trigger = h.p.get("trigger") if isinstance(h.p.get("trigger"), str) else "auto"
+    if not h.session:
+        return ""
+    try:
+        paths = write_dump(h.cfg, h.session, trigger)
+    except Exception as e:  # noqa: BLE001 - never block compaction
+        h.log.error(f"pre-compaction dump failed: {type(e).__name__}: {e}", "")
+        return ""
+    h.log.event("OBSERVE", "pre-compaction dump", path=paths["md"], details=paths["md"],
+                data=h.data("PreCompact", trigger=trigger, **paths))
+    return ""
+
+
+def _simple(h: Hook) -> str:
+    event = str(h.p.get("hook_event_name"))
+    msg = {"Stop": "agent stopped", "SubagentStop": "subagent stopped", "PostCompact": "context compacted"}
+    text = msg.get(event) or (f"notification: {h.p.get('message')}" if event == "Notification" else event)
+    h.log.event("OBSERVE", text, data=h.data(event))
+    return ""
+
+
+def _session_end(h: Hook) -> str:
+    from ..errors import SessionError
+    from ..sessions import end_session
+
+    reason = h.p.get("reason") if isinstance(h.p.get("reason"), str) else "other"
+    if not h.session:
+        return ""
+    if h.p.get("agent_id"):
+        return _simple(h)
+    try:
+        end_session(h.cfg, h.session, f"claude code session ended ({reason})", agent_id(env=h.env))
+    except SessionError:
+        h.log.event("SESSION_END", f"claude code session ended ({reason})", data=h.data("SessionEnd"))
+    return ""
+
+
+HANDLERS = {
+    "SessionStart": _session_start,
+    "UserPromptSubmit": _prompt,
+    "PreToolUse": _pre_tool,
+    "PostToolUse": _post_tool,
+    "PostToolUseFailure": _post_tool,
+    "PreCompact": _pre_compact,
+    "Stop": _simple,
+    "SubagentStop": _simple,
+    "Notification": _simple,
+    "PostCompact": _simple,
+    "SessionEnd": _session_end,
+}

@@ -1,0 +1,91 @@
+"""A Claude Code hook payload: parsed leniently, with the names epyc-agent logs it under.
+
+Claude Code's session id becomes the epyc-agent session `cc-<session_id>`; a
+subagent's events go to the agent `<agent_type>-<agent_id>` (its own shard), the
+main conversation's to the usual agent id (`$EPYC_AGENT_ID`, else `main`).
+"""
+
+from __future__ import annotations
+
+import json
+
+from ..events.schema import shard_name
+from ..sessions import agent_id
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+MAX_STDIN = 64 * 1024 * 1024  # read at most this much; a bigger payload is refused, not parsed
+COMMON = ("session_id", "transcript_path", "cwd", "hook_event_name", "permission_mode", "agent_id",
+          "agent_type")
+KNOWN_FIELDS = {
+    "SessionStart": ("source", "model"),
+    "UserPromptSubmit": ("prompt",),
+    "PreToolUse": ("tool_name", "tool_input", "tool_use_id"),
+    "PostToolUse": ("tool_name", "tool_input", "tool_use_id", "tool_response", "duration_ms"),
+    "PostToolUseFailure": ("tool_name", "tool_input", "tool_use_id", "error", "is_interrupt", "duration_ms"),
+    "Notification": ("message", "title", "notification_type"),
+    "Stop": ("stop_hook_active", "last_assistant_message"),
+    "SubagentStop": ("stop_hook_active", "last_assistant_message", "agent_transcript_path"),
+    "PreCompact": ("trigger", "custom_instructions"),
+    "PostCompact": ("trigger", "compact_summary"),
+    "SessionEnd": ("reason",),
+}
+
+
+class PayloadError(ValueError):
+    """stdin is empty, not JSON, or not an object."""
+
+
+def parse(raw: bytes) -> dict[str, Any]:
+    if not raw.strip():
+        raise PayloadError("empty stdin (expected the hook's JSON payload)")
+    if len(raw) > MAX_STDIN:
+        raise PayloadError(f"payload of {len(raw)} bytes is larger than {MAX_STDIN}")
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError) as e:
+        raise PayloadError(f"stdin is not JSON: {str(e)[:200]}") from None
+    if not isinstance(data, dict):
+        raise PayloadError(f"payload is a JSON {type(data).__name__}, not an object")
+    return data
+
+
+def _str(v: Any) -> str:
+    return v if isinstance(v, str) else ""
+
+
+def session_for(p: dict[str, Any]) -> str | None:
+    sid = _str(p.get("session_id"))
+    return f"cc-{sid}" if sid else None
+
+
+def agent_for(p: dict[str, Any]) -> str:
+    aid, atype = _str(p.get("agent_id")), _str(p.get("agent_type"))
+    if aid or atype:
+        name = f"{atype or 'subagent'}-{aid[:16]}" if aid else atype
+        return shard_name(name)[len("agent_audit-"):-len(".log")]
+    return agent_id()
+
+
+def extra_fields(p: dict[str, Any], event: str) -> dict[str, Any]:
+    """Fields this event is not documented to carry: logged, never an error."""
+    known = KNOWN_FIELDS.get(event)
+    if known is None:
+        return {k: v for k, v in p.items() if k not in COMMON}
+    return {k: v for k, v in p.items() if k not in COMMON and k not in known}
+
+
+def tool_label(tool: str, tool_input: Any) -> str:
+    """A one-line description of a tool call: the command for Bash, `Tool <main arg>` otherwise."""
+    if not isinstance(tool_input, dict):
+        return tool
+    if tool == "Bash":
+        return _str(tool_input.get("command"))
+    for key in ("file_path", "notebook_path", "path", "pattern", "url", "query", "description", "prompt"):
+        v = tool_input.get(key)
+        if isinstance(v, str) and v:
+            v = v if len(v) <= 200 else v[:200] + "..."
+            return f"{tool} {v}"
+    return tool
