@@ -21,6 +21,7 @@ class DraftModelSource(DraftSource):
         self.dec: Any = None
         self.context: list[int] = []
         self.kv: list[int] = []  # tokens held in the draft model's KV cache, in order
+        self.tokens_decoded = 0  # lifetime total: shows the KV is kept in step, never re-prefilled
         self._stable = 0  # kv[:_stable] == context[:_stable]; the context only grows within a request
         self._checked: int | None = None
 
@@ -77,6 +78,7 @@ class DraftModelSource(DraftSource):
             chunk = pending[start:start + cap]
             last = start + cap >= len(pending)
             self.dec.decode(chunk, logits_from=len(chunk) - 1 if last else len(chunk))
+        self.tokens_decoded += len(pending) + k - 1
         self.kv.extend(pending)
         self._stable = len(self.context)
         out = [self.dec.argmax(1)[0]]
