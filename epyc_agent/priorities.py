@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 
 # "module:function" taking (cfg, log) and returning a list of action strings
 PROVIDERS: list[str] = [
+    "epyc_agent.models.tested:priority_untested",  # first: the lab's rule, untested models before other work
     "epyc_agent.system.health:priority_lines",
 ]
 
