@@ -121,13 +121,17 @@ def session_list(ctx: click.Context, as_json: bool) -> int:
 @click.option("--shell", "use_shell", is_flag=True, help="Run the single CMD string through bash -c.")
 @click.option("--session", "session_id", help="Session id (else the current one).")
 @click.option("--agent", help="Agent id.")
+@click.option("--sandbox", is_flag=True, help="Kernel-enforced: the command's process tree can write only "
+              "under the root (Landlock; Linux >= 5.13).")
+@click.option("--allow-unsandboxed", is_flag=True, help="With --sandbox: run unguarded (logged) where "
+              "Landlock is unavailable instead of refusing.")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.pass_context
 def session_exec(ctx: click.Context, reason: str, use_shell: bool, session_id: str | None,
-                 agent: str | None, command: tuple[str, ...]) -> int:
+                 agent: str | None, sandbox: bool, allow_unsandboxed: bool, command: tuple[str, ...]) -> int:
     """Run COMMAND with the session environment; log intent and result; return its exit code.
 
-    Example: epyc-agent session exec --reason "build" -- make -j2
+    Example: epyc-agent session exec --sandbox --reason "build" -- make -j2
     """
     from ..execution import run_logged
 
@@ -136,4 +140,49 @@ def session_exec(ctx: click.Context, reason: str, use_shell: bool, session_id: s
     sid = session_id or sessions.current_session_id(cfg, agent)
     if use_shell and len(command) != 1:
         command = (shlex.join(command),)
-    return run_logged(cfg, list(command), reason=reason, use_shell=use_shell, session=sid, agent=agent)
+    box = _sandbox(cfg, sid, agent, allow_unsandboxed) if sandbox else None
+    try:
+        return run_logged(cfg, list(command), reason=reason, use_shell=use_shell, session=sid, agent=agent,
+                          preexec=box.apply if box else None)
+    finally:
+        if box:
+            box.close()
+
+
+def _sandbox(cfg, sid: str | None, agent: str, allow_unsandboxed: bool):  # noqa: ANN001, ANN202
+    """A prepared Landlock sandbox, or None (logged) when unavailable and --allow-unsandboxed."""
+    from ..events.writer import AuditLog
+    from ..sandbox import SandboxError, prepare, write_dirs_for
+
+    try:
+        return prepare(write_dirs_for(cfg))
+    except SandboxError as e:
+        if not allow_unsandboxed:
+            raise
+        with AuditLog(cfg.log_dir, sid, agent) as log:
+            log.warn(f"running unsandboxed: {e}", "--allow-unsandboxed")
+        click.echo(f"epyc-agent: WARNING: {e}; running unsandboxed (--allow-unsandboxed)", err=True)
+        return None
+
+
+@session.command("compact")
+@click.option("--session", "session_id", help="Session id (else the current one).")
+@click.option("--agent", help="Agent id.")
+@click.option("--json", "as_json", is_flag=True, help="Print the paths as JSON.")
+@click.pass_context
+def session_compact(ctx: click.Context, session_id: str | None, agent: str | None, as_json: bool) -> int:
+    """Write the pre-compaction state dump (tasks, errors, files, models, next steps) as .md and .json.
+
+    The PreCompact hook does the same; SessionStart after a compaction re-injects it.
+    """
+    from ..compaction import write_dump
+
+    sid = _resolve(ctx, session_id, agent)
+    paths = write_dump(obj(ctx).config, sid, "manual")
+    if as_json:
+        emit_json(paths)
+    else:
+        echo(f"# state dump for {sid}")
+        echo(paths["md"])
+        echo(paths["json"])
+    return 0
