@@ -68,18 +68,16 @@ def _todos(events: list[dict[str, Any]]) -> list[dict[str, str]]:
     return []
 
 
-def _loops(cfg: Config, events: list[dict[str, Any]]) -> list[str] | None:
-    """Loop findings from the analyzers, if installed; None when they are not."""
-    if importlib.util.find_spec("epyc_agent.analyze") is None:
+def _loops(cfg: Config, session: str) -> list[str] | None:
+    """Loop findings of this session from the analyzers (issue #3), or None if not installed."""
+    if importlib.util.find_spec("epyc_agent.analyze.loops") is None:
         return None
     try:
-        from . import analyze  # type: ignore[attr-defined]
+        from .analyze.filters import Query
+        from .analyze.loops import find_loops, thresholds
 
-        fn = getattr(analyze, "detect_loops", None) or getattr(analyze, "find_loops", None)
-        if fn is None:
-            return None
-        found = fn(events, cfg.loops)
-        return [str(getattr(f, "summary", None) or getattr(f, "message", None) or f) for f in found][:10]
+        found = find_loops(cfg.log_dir, Query(session=session), thresholds(cfg.loops))["findings"]
+        return [f"{f['pattern']} x{f['count']}: {f['subject']} - {f['suggestion']}" for f in found][-10:]
     except Exception as e:  # noqa: BLE001 - the dump must never fail because an analyzer did
         return [f"(loop analysis failed: {type(e).__name__}: {e})"]
 
@@ -133,7 +131,7 @@ def summarize(cfg: Config, session: str, trigger: str = "manual") -> dict[str, A
         "models_in_use": sorted(models, key=lambda m: -models[m])[:10],
         "research_report": research_report(cfg, events),
     }
-    loops = _loops(cfg, events)
+    loops = _loops(cfg, session)
     if loops is not None:
         data["loop_findings"] = loops
     data["next_steps"] = next_steps(data)

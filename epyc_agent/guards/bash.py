@@ -214,8 +214,9 @@ class BashCheck:
 
     def write(self, cmd: Cmd, w: Word, verb: str, destructive: bool = False) -> None:
         if w.dynamic:
-            self.parsed.note(f"write target {w.text!r} is known only at run time")
-            return
+            w = self.static_part(w)
+            if w is None:
+                return
         path = self.path_of(cmd, w)
         if path is None:
             return
@@ -225,6 +226,18 @@ class BashCheck:
             self.add(guard, f"`{_text(cmd)}` {verb} {w.text}, {v.reason} (temp files: "
                      f"{self.guard.root_resolved}/tmp). If the user really needs this path, ask them (or to add "
                      "it to allow_write in the epyc-agent config).", v.resolved)
+
+    def static_part(self, w: Word) -> Word | None:
+        """For `/etc/$f`: the folder known before run time, if no expansion could lead from it
+        into the root or an allowlisted folder; else None (and the target is noted as unseen)."""
+        cut = min((i for i in (w.text.find("$"), w.text.find("`")) if i != -1), default=-1)
+        prefix = os.path.dirname(w.text[:cut]) if cut > 0 else ""
+        if os.path.isabs(prefix):
+            resolved = os.path.realpath(prefix)
+            if not any(is_under(b, resolved) for b in self.bases):
+                return Word(prefix)
+        self.parsed.note(f"write target {w.text!r} is known only at run time")
+        return None
 
     def remove_tree(self, cmd: Cmd, w: Word) -> None:
         if w.dynamic:
@@ -260,9 +273,8 @@ class BashCheck:
         starts = starts or [Word(".")]
         texts = [w.text for w in words]
         if "-delete" in texts:
-            fake = Cmd([Word("rm"), Word("-r"), *starts], [], cmd.cwd, [])
-            for s in starts:
-                self.remove_tree(fake, s)
+            for s in starts:  # deletes what matches beneath each start folder
+                self.write(cmd, s, "deletes files under", destructive=True)
         for i, t in enumerate(texts):
             if t in ("-exec", "-execdir", "-ok", "-okdir"):
                 inner: list[Word] = []
