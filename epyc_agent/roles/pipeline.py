@@ -115,6 +115,7 @@ def run(cfg: Config, request: RunRequest, progress: Callable[[RunPlan], Any] | N
         on_plan: Callable[[RunPlan], None] | None = None,
         host_changes: Iterable[dict[str, Any]] = ()) -> tuple[RunPlan, RunResult, str]:
     """Run one request through the five roles; returns (plan, result, run_dir) or raises RoleRefusal."""
+    from ..events.schema import NO_SESSION
     from ..sessions import current_session_id, write_json_atomic
     from ..storage import guard_for
     from ..system import health, probe
@@ -122,7 +123,7 @@ def run(cfg: Config, request: RunRequest, progress: Callable[[RunPlan], Any] | N
     from ..tracks.report import REPORT_NAME
     from ..tracks.results import log_failure, log_start, record, runs_dir
 
-    session = current_session_id(cfg)
+    session = current_session_id(cfg) or NO_SESSION  # without a session, the session-less events count
     ctx = f"track {request.track} on {request.model}" + (f" + draft {request.draft}" if request.draft else "")
 
     # 1. sysadmin: batch health, RAM for the model (and draft)
