@@ -174,7 +174,7 @@ def record(cfg: Config, plan: RunPlan, result: RunResult) -> str:
     metrics = {"decode_tps": best["decode_tps"]["median"], "baseline_tps": result.summary[0]["decode_tps"]["median"],
                "speedup": best["speedup"], "acceptance_rate": best["acceptance_rate"], "config": best["config"],
                "track": plan.track.id, "workload": plan.workload.name}
-    record_test(cfg, plan.model["path"], plan.track.method, metrics, plan.run_id)
+    record_test(cfg, plan.model, plan.track.method, metrics, plan.run_id)
     report = generate_report(cfg)
     with audit(cfg) as log:
         for s in result.summary:

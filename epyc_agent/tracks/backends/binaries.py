@@ -37,8 +37,8 @@ _PERF_PROMPT = re.compile(r"prompt eval time =\s*([\d.]+) ms /\s*(\d+) tokens.*?
 _PERF_EVAL = re.compile(r"(?<!prompt )eval time =\s*([\d.]+) ms /\s*(\d+) runs.*?([\d.]+) tokens per second")
 _ENCODED = re.compile(r"encoded\s+(\d+) tokens in\s+([\d.]+) seconds, speed:\s+([\d.]+) t/s")
 _DECODED = re.compile(r"decoded\s+(\d+) tokens in\s+([\d.]+) seconds, speed:\s+([\d.]+) t/s")
-_COUNTER = re.compile(r"^\s*(n_drafted|n_accept|n_predict|n_draft)\s*=\s*(\d+)", re.M)
-_ACCEPT = re.compile(r"^\s*accept\s*=\s*([\d.]+)%", re.M)
+_COUNTER = re.compile(r"\b(n_drafted|n_accept|n_predict|n_draft)\s*=\s*(\d+)")  # lines carry a log prefix
+_ACCEPT = re.compile(r"\baccept\s*=\s*([\d.]+)%")
 
 
 def find_tool(bin_dir: str, names: tuple[str, ...] | str) -> str:
@@ -51,6 +51,24 @@ def find_tool(bin_dir: str, names: tuple[str, ...] | str) -> str:
     raise EpycAgentError(f"{wanted} not found in {bin_dir}", hint="build it (make llama-tools) or fix llama_cpp_bin")
 
 
+def parse_help(text: str) -> frozenset[str]:
+    """Flags an option list offers, leaving out those it marks as removed (newer builds keep
+    `--draft-max` in the help only to say it is gone)."""
+    flags: set[str] = set()
+    entries: list[list[str]] = []
+    for line in text.splitlines():
+        if line.lstrip().startswith("-") and not line.startswith("      "):
+            entries.append([line])
+        elif entries:
+            entries[-1].append(line)
+    for entry in entries:
+        if "has been removed" in " ".join(entry):
+            continue
+        head = re.split(r"\s{2,}", re.sub(r",\s+", ", ", entry[0].strip()), maxsplit=1)[0]
+        flags.update(_FLAG_RE.findall(head))
+    return frozenset(flags)
+
+
 @cache
 def probe_flags(tool: str) -> frozenset[str]:
     """The flags a tool's `--help` lists (once per tool per process): builds differ in what they accept."""
@@ -58,7 +76,7 @@ def probe_flags(tool: str) -> frozenset[str]:
         p = subprocess.run([tool, "--help"], capture_output=True, text=True, timeout=60, env=tool_env())
     except (OSError, subprocess.TimeoutExpired) as e:
         raise EpycAgentError(f"{tool} --help failed: {e}", hint="check the llama.cpp build") from None
-    return frozenset(_FLAG_RE.findall(p.stdout + p.stderr))
+    return parse_help(p.stdout + "\n" + p.stderr)
 
 
 def tool_env() -> dict[str, str]:
@@ -100,10 +118,10 @@ def method_argv(tool: str, method: str, model: str, draft: str | None, prompt: s
     argv = [tool, "-m", model, "-p", prompt, "-n", str(n_predict), "-t", str(threads), "-c", str(n_ctx),
             "--temp", "0", "--seed", str(seed)]
     if draft:
-        argv += [_opt(flags, "-md", "--model-draft") or "-md", draft]
+        argv += [_opt(flags, "--spec-draft-model", "-md", "--model-draft") or "-md", draft]
     k = params.get(DRAFT_FLAG_PARAMS.get(method, ""))
     if k is not None:
-        flag = _opt(flags, "--draft-max", "--draft", "--draft-n")
+        flag = _opt(flags, "--spec-draft-n-max", "--draft-max", "--draft", "--draft-n")
         if flag is None:
             raise EpycAgentError(f"{os.path.basename(tool)} accepts no --draft-max", hint="use a newer llama.cpp")
         argv += [flag, str(k)]
