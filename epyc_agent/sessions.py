@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
 
 from .errors import SessionError, StorageError
@@ -190,7 +189,7 @@ def start_session(cfg: Config, purpose: str = "", agent: str | None = None, init
     existing = load_session(cfg, sid) if session_id else None
     record: dict[str, Any] = existing or {
         "id": sid, "agent": agent, "purpose": purpose, "started": now_ts(), "ended": None,
-        "status": "open", "pid": os.getppid(), "host": socket.gethostname(), "cwd": os.getcwd(),
+        "status": "open", "pid": os.getppid(), "host": os.uname().nodename, "cwd": os.getcwd(),
     }
     if existing:
         record.update(status="open", ended=None, resumed=now_ts())
