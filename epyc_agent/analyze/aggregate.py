@@ -1,0 +1,216 @@
+"""Count-style modes: summary, sessions, commands, files.
+
+Each scans shards independently (no global merge needed) into a mergeable part;
+`map_shards` may run the parts in two processes. Counting works on the item
+heads (bytes), so a million events cost one regex match each, not a JSON parse.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from ..events.reader import ReadStats, shard_files
+from .filters import Query
+from .normalize import normalize
+from .scan import CAT, SES, TS, event, exit_code, field, map_shards, scan_shard, text
+
+MAX_CORRUPT_SHOWN = 20
+
+
+def _kept(items: list[Any], q: Query) -> list[Any]:
+    return items if q.trivial else [i for i in items if q.keep(i)]
+
+
+# --- census: what summary and sessions both need --------------------------------------
+
+def _census_part(path: str, q: Query) -> tuple[dict[str, Any], ReadStats]:
+    st = ReadStats()
+    counts: Counter[tuple[bytes, ...]] = Counter()
+    first: dict[bytes, bytes] = {}
+    last: dict[bytes, bytes] = {}
+    failed: Counter[bytes] = Counter()
+    notes: dict[tuple[bytes, bytes], str] = {}  # (session, SESSION_START|SESSION_END) -> msg
+    lo = hi = None
+    for items in scan_shard(path, st, q.prefilter()):
+        items = _kept(items, q)
+        if not items:
+            continue
+        counts.update([i[1:5] for i in items])
+        ses = [i[SES] for i in items]
+        ts = [i[TS] for i in items]
+        for s, t in dict(zip(reversed(ses), reversed(ts), strict=False)).items():  # first per session in this block
+            if s not in first or t < first[s]:
+                first[s] = t
+        for s, t in dict(zip(ses, ts, strict=False)).items():
+            if s not in last or t > last[s]:
+                last[s] = t
+        b_lo, b_hi = min(ts), max(ts)
+        lo = b_lo if lo is None or b_lo < lo else lo
+        hi = b_hi if hi is None or b_hi > hi else hi
+        failed.update([i[SES] for i in items if i[CAT] == b"CMD_RESULT" and (exit_code(i) or 0) != 0])
+        for i in items:
+            if i[CAT] in (b"SESSION_START", b"SESSION_END"):
+                notes[(i[SES], i[CAT])] = str(event(i).get("msg", ""))
+    return {"counts": counts, "first": first, "last": last, "failed": failed, "notes": notes,
+            "lo": lo, "hi": hi}, st
+
+
+def census(log_dir: str, q: Query, stats: ReadStats) -> dict[str, Any]:
+    parts = map_shards(_census_part, shard_files(log_dir), q, stats=stats)
+    out: dict[str, Any] = {"counts": Counter(), "first": {}, "last": {}, "failed": Counter(), "notes": {},
+                           "lo": None, "hi": None}
+    for p in parts:
+        out["counts"].update(p["counts"])
+        out["failed"].update(p["failed"])
+        out["notes"].update(p["notes"])
+        for s, t in p["first"].items():
+            out["first"][s] = min(t, out["first"].get(s, t))
+        for s, t in p["last"].items():
+            out["last"][s] = max(t, out["last"].get(s, t))
+        for k, pick in (("lo", min), ("hi", max)):
+            if p[k] is not None:
+                out[k] = p[k] if out[k] is None else pick(out[k], p[k])
+    return out
+
+
+def _by(counts: Counter[tuple[bytes, ...]], idx: int) -> dict[str, int]:
+    c: Counter[str] = Counter()
+    for k, n in counts.items():
+        c[text(k[idx])] += n
+    return dict(c.most_common())
+
+
+def summary(log_dir: str, q: Query) -> dict[str, Any]:
+    """Totals: events by category, level and agent; sessions; time range; unreadable lines."""
+    st = ReadStats()
+    c = census(log_dir, q, st)
+    counts = c["counts"]
+    cats = _by(counts, 3)
+    levels = _by(counts, 2)
+    return {
+        "log_dir": log_dir,
+        "files": len(st.files), "lines": st.lines, "events": sum(counts.values()),
+        "legacy_lines": st.legacy_lines, "corrupt": st.corrupt_count,
+        "corrupt_lines": [f"{x.file}:{x.line}: {x.error}" for x in st.corrupt[:MAX_CORRUPT_SHOWN]],
+        "first": text(c["lo"]) if c["lo"] else None, "last": text(c["hi"]) if c["hi"] else None,
+        "sessions": len(c["first"]),
+        "commands": cats.get("CMD_RESULT", 0), "failed_commands": sum(c["failed"].values()),
+        "files_modified": cats.get("FILE_MODIFY", 0), "rollbacks": cats.get("ROLLBACK", 0),
+        "errors": levels.get("ERROR", 0), "warnings": levels.get("WARN", 0),
+        "levels": levels, "categories": cats, "agents": _by(counts, 1),
+        "filters": q.describe(),
+    }
+
+
+def session_rows(c: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per session from a census, oldest first."""
+    rows: dict[bytes, dict[str, Any]] = {}
+    for (ses, agent, level, cat), n in c["counts"].items():
+        r = rows.get(ses)
+        if r is None:
+            r = rows[ses] = {"session": text(ses), "agents": set(), "first": text(c["first"][ses]),
+                             "last": text(c["last"][ses]), "events": 0, "errors": 0, "warnings": 0,
+                             "commands": 0, "failed": c["failed"].get(ses, 0), "files_modified": 0,
+                             "rollbacks": 0, "purpose": c["notes"].get((ses, b"SESSION_START")),
+                             "ended": (ses, b"SESSION_END") in c["notes"],
+                             "end_summary": c["notes"].get((ses, b"SESSION_END"))}
+        r["agents"].add(text(agent))
+        r["events"] += n
+        r["errors"] += n if level == b"ERROR" else 0
+        r["warnings"] += n if level == b"WARN" else 0
+        r["commands"] += n if cat == b"CMD_RESULT" else 0
+        r["files_modified"] += n if cat == b"FILE_MODIFY" else 0
+        r["rollbacks"] += n if cat == b"ROLLBACK" else 0
+    out = sorted(rows.values(), key=lambda r: (r["first"], r["session"]))
+    for r in out:
+        r["agents"] = sorted(r["agents"])
+    return out
+
+
+def sessions(log_dir: str, q: Query) -> dict[str, Any]:
+    """Every session: agents, time span, events, errors, commands (failed), files, rollbacks."""
+    st = ReadStats()
+    rows = session_rows(census(log_dir, q, st))
+    return {"count": len(rows), "sessions": rows, "corrupt": st.corrupt_count, "filters": q.describe()}
+
+
+# --- commands and files -------------------------------------------------------------------
+
+def _commands_part(path: str, q: Query) -> tuple[dict[str, list[Any]], ReadStats]:
+    st = ReadStats()
+    agg: dict[str, list[Any]] = {}  # norm -> [count, failed, sessions, last ts, last exit, example]
+    for items in scan_shard(path, st, q.prefilter()):
+        for i in items:
+            if not q.keep(i):
+                continue
+            cmd = field(i, "cmd") or field(i, "msg") or ""
+            norm = normalize(cmd)
+            code = exit_code(i)
+            a = agg.get(norm)
+            if a is None:
+                a = agg[norm] = [0, 0, set(), b"", None, cmd]
+            a[0] += 1
+            a[1] += 1 if code not in (0, None) else 0
+            a[2].add(i[SES])
+            if i[TS] >= a[3]:
+                a[3], a[4] = i[TS], code
+    return agg, st
+
+
+def commands(log_dir: str, q: Query, limit: int = 50) -> dict[str, Any]:
+    """Commands run (CMD_RESULT), grouped by normalised command, most frequent first."""
+    st = ReadStats()
+    merged: dict[str, list[Any]] = {}
+    for part in map_shards(_commands_part, shard_files(log_dir), q.with_cats("CMD_RESULT"), stats=st):
+        for norm, a in part.items():
+            m = merged.get(norm)
+            if m is None:
+                merged[norm] = a
+                continue
+            m[0] += a[0]
+            m[1] += a[1]
+            m[2] |= a[2]
+            if a[3] >= m[3]:
+                m[3], m[4] = a[3], a[4]
+    ranked = sorted(merged.items(), key=lambda kv: (-kv[1][0], kv[0]))
+    rows = [{"cmd": norm, "count": a[0], "failed": a[1], "sessions": len(a[2]), "last": text(a[3]),
+             "last_exit": a[4], "example": a[5]} for norm, a in ranked[: limit or None]]
+    return {"total": sum(a[0] for a in merged.values()), "distinct": len(merged),
+            "failed": sum(a[1] for a in merged.values()), "commands": rows, "filters": q.describe()}
+
+
+def _files_part(path: str, q: Query) -> tuple[dict[str, list[Any]], ReadStats]:
+    st = ReadStats()
+    agg: dict[str, list[Any]] = {}  # path -> [count, actions, sessions, last ts]
+    for items in scan_shard(path, st, q.prefilter()):
+        for i in items:
+            if not q.keep(i):
+                continue
+            p = field(i, "path") or field(i, "msg") or ""
+            a = agg.get(p)
+            if a is None:
+                a = agg[p] = [0, Counter(), set(), b""]
+            a[0] += 1
+            a[1][field(i, "action") or "?"] += 1
+            a[2].add(i[SES])
+            a[3] = max(a[3], i[TS])
+    return agg, st
+
+
+def files(log_dir: str, q: Query, limit: int = 50) -> dict[str, Any]:
+    """Files modified (FILE_MODIFY), most often first, with their actions."""
+    st = ReadStats()
+    merged: dict[str, list[Any]] = {}
+    for part in map_shards(_files_part, shard_files(log_dir), q.with_cats("FILE_MODIFY"), stats=st):
+        for p, a in part.items():
+            m = merged.setdefault(p, [0, Counter(), set(), b""])
+            m[0] += a[0]
+            m[1].update(a[1])
+            m[2] |= a[2]
+            m[3] = max(m[3], a[3])
+    ranked = sorted(merged.items(), key=lambda kv: (-kv[1][0], kv[0]))
+    rows = [{"path": p, "count": a[0], "actions": dict(a[1].most_common()), "sessions": len(a[2]),
+             "last": text(a[3])} for p, a in ranked[: limit or None]]
+    return {"total": sum(a[0] for a in merged.values()), "distinct": len(merged), "files": rows,
+            "filters": q.describe()}

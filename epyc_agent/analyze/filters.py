@@ -1,0 +1,135 @@
+"""Filters shared by every mode: time window, agent, session, level, and categories.
+
+A `Query` does two things: `select(lines)` is a cheap byte test run on a block
+of lines before they are parsed (it may let too much through, never too little:
+lines that are not our v1 lines always pass and are checked after parsing), and `keep(item)` is
+the exact test on the parsed item. It is a plain picklable object so shard
+scans can run in worker processes.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from datetime import UTC, datetime, timedelta
+from operator import methodcaller
+from typing import Any
+
+import orjson
+
+from ..errors import EpycAgentError
+from ..events.reader import ts_key
+from .scan import AGENT, CAT, LEVEL, SES, TS, V1_TAIL, Item, Select
+
+_REL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+LEVEL_NAMES = {"INFO": "INFO", "WARN": "WARN", "WARNING": "WARN", "ERROR": "ERROR", "ERR": "ERROR"}
+
+
+def parse_time(value: str, now: datetime | None = None) -> str:
+    """`2h`, `3d`, `90m`, `1w` (ago), or an ISO time/date (no offset: UTC) -> a UTC sort key."""
+    m = _REL.match(value)
+    if m:
+        now = now or datetime.now(UTC)
+        t = now - timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+        return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    v = value.strip()
+    key = ts_key(v[:-1] + "+00:00" if v.endswith(("Z", "z")) else v)
+    if key is None:
+        raise EpycAgentError(f"cannot read the time {value!r}",
+                             hint="use an ISO time like 2026-01-31T12:00:00+01:00, a date, or 30m/2h/3d/1w")
+    return key
+
+
+def parse_levels(value: str) -> frozenset[bytes]:
+    """`ERROR`, `warn,error` -> the level names the log uses."""
+    out = set()
+    for part in value.split(","):
+        name = LEVEL_NAMES.get(part.strip().upper())
+        if name is None:
+            raise EpycAgentError(f"unknown level {part.strip()!r}", hint="use INFO, WARN or ERROR (comma-separated)")
+        out.add(name.encode())
+    return frozenset(out)
+
+
+def _json_text(s: str) -> bytes:
+    """How a string appears inside our JSON lines (for the byte prefilter)."""
+    return orjson.dumps(s)[1:-1]
+
+
+_is_v1 = methodcaller("endswith", V1_TAIL)
+
+
+class Query:
+    """What to read: optional since/until keys, agent, session, levels, and categories."""
+
+    def __init__(self, since: str | None = None, until: str | None = None, agent: str | None = None,
+                 session: str | None = None, levels: frozenset[bytes] | None = None,
+                 cats: tuple[str, ...] | None = None) -> None:
+        self.since = since.encode() if since else None
+        self.until = until.encode() if until else None
+        self.agent = agent.encode() if agent else None
+        self.session = session.encode() if session else None
+        self.levels = levels or None
+        self.cats: frozenset[bytes] | None = None
+        # every group must match a selected v1 line; a group matches if any of its regexes does
+        self.marks: list[tuple[re.Pattern[bytes], ...]] = [
+            (re.compile(re.escape(_json_text(s))),) for s in (agent, session) if s]
+        if levels:
+            self.marks.append((re.compile(b'"level":"(?:' + b"|".join(sorted(levels)) + b')"'),))
+        if cats:
+            self.add_mark(b'"cat":"(?:' + b"|".join(c.encode() for c in cats) + b')"')
+            self.cats = frozenset(c.encode() for c in cats)
+        self.trivial = not (since or until or agent or session or levels or cats)
+
+    def add_mark(self, *patterns: bytes) -> None:
+        """Byte regexes of which every selected v1 line must contain at least one."""
+        self.marks.append(tuple(re.compile(p) for p in patterns))
+        self.trivial = False
+
+    def with_cats(self, *cats: str) -> Query:
+        """A copy limited to these categories."""
+        q = copy.copy(self)
+        q.marks = list(self.marks)
+        q.add_mark(b'"cat":"(?:' + b"|".join(c.encode() for c in cats) + b')"')
+        q.cats = frozenset(c.encode() for c in cats)
+        return q
+
+    def select(self, lines: list[bytes]) -> list[int] | None:
+        """Indices of the lines worth parsing: all that are not our v1 lines, and the v1 lines
+        containing every mark. A cheap superset of `keep`; None means all lines."""
+        if not self.marks:
+            return None
+        ok = [not v for v in map(_is_v1, lines)]
+        hit: list[Any] = [True] * len(lines)
+        for group in self.marks:
+            any_hit = [s is not None for s in map(group[0].search, lines)]
+            for rx in group[1:]:
+                any_hit = [a or s is not None for a, s in zip(any_hit, map(rx.search, lines), strict=False)]
+            hit = [h and a for h, a in zip(hit, any_hit, strict=False)]
+        return [j for j, (o, h) in enumerate(zip(ok, hit, strict=False)) if o or h]
+
+    def keep(self, it: Item) -> bool:
+        """The exact test on a parsed item."""
+        if self.since is not None and it[TS] < self.since:
+            return False
+        if self.until is not None and it[TS] > self.until:
+            return False
+        if self.agent is not None and it[AGENT] != self.agent:
+            return False
+        if self.session is not None and it[SES] != self.session:
+            return False
+        if self.levels is not None and it[LEVEL] not in self.levels:
+            return False
+        return self.cats is None or it[CAT] in self.cats
+
+    def prefilter(self) -> Select | None:
+        return self.select if self.marks else None
+
+    def describe(self) -> dict[str, str | list[str] | None]:
+        """The active filters, for JSON output and script headers."""
+        def s(b: bytes | None) -> str | None:
+            return b.decode() if b is not None else None
+
+        return {"since": s(self.since), "until": s(self.until), "agent": s(self.agent),
+                "session": s(self.session), "level": sorted(x.decode() for x in self.levels) if self.levels else None}

@@ -1,0 +1,277 @@
+"""Loop detection that finds real loops: per session and agent, never across sessions.
+
+The old tool counted a command over a whole month ("git status 86x") and called
+it a loop. Here every finding comes from one (session, agent) stream, in the
+order that agent wrote it, and the patterns are about runs:
+
+* retry_storm - the same command failed N+ times in a row (default 3: the lab's
+  "at most 3 retries" rule). Edits in between do not excuse it.
+* repeat - the same command gave the same result (exit code and normalised
+  output summary) N+ times in a row (default 4) without being a retry storm.
+  A file modification in between ends the run: re-running after a change is work.
+* alternation - two commands alternate, A,B,A,B,A,B, over N+ commands (default
+  6). A file modification in between ends it.
+* burst - more than N commands within a sliding window (default 30 in 60 s).
+* churn - one file modified back and forth: N+ separate visits (default 3), where
+  a visit is a run of modifications of that file not interrupted by another file,
+  and a change of direction (edit vs revert/undo/restore) also starts a visit;
+  consecutive visits at most CHURN_GAP other modifications apart. Editing a file
+  several times in one go is one visit; A,B,A,B,A within a few edits is churn.
+
+"In a row" counts commands (CMD_RESULT events); other categories do not break
+runs. Commands are compared after `normalize` (whitespace, PIDs, timestamps).
+Memory per stream is bounded (line references are capped per finding).
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections import deque
+from typing import Any
+
+from ..events.reader import ReadStats, shard_files
+from .filters import Query
+from .normalize import normalize, result_text
+from .scan import AGENT, CAT, FILE, LINE, SES, TS, Item, event, map_shards, scan_shard, text
+
+DEFAULTS = {"retry_storm": 3, "repeat": 4, "alternation": 6, "burst": 30, "burst_window_s": 60.0, "churn": 3}
+CHURN_GAP = 5
+MAX_LINES = 100
+REVERT_ACTIONS = frozenset({"revert", "undo", "restore", "reset", "rollback", "checkout"})
+
+Ref = tuple[bytes, str, int]  # ts, file, line
+
+_minute_cache: dict[bytes, int] = {}
+
+
+def seconds(ts: bytes) -> float:
+    """Epoch seconds of a UTC sort key (`YYYY-MM-DDTHH:MM:SS.ffffffZ`)."""
+    base = _minute_cache.get(ts[:16])
+    if base is None:
+        t = ts[:16].decode()
+        base = calendar.timegm((int(t[:4]), int(t[5:7]), int(t[8:10]), int(t[11:13]), int(t[14:16]), 0))
+        if len(_minute_cache) > 100_000:
+            _minute_cache.clear()
+        _minute_cache[ts[:16]] = base
+    return base + float(ts[17:26])
+
+
+class _Run:
+    """A run of references: first/last time, count, and the first MAX_LINES lines."""
+
+    __slots__ = ("n", "refs", "last", "subject")
+
+    def __init__(self, ref: Ref | None = None, subject: str = "") -> None:
+        self.n = 0
+        self.refs: list[Ref] = []
+        self.last: Ref | None = None
+        self.subject = subject
+        if ref is not None:
+            self.add(ref)
+
+    def add(self, ref: Ref) -> None:
+        self.n += 1
+        self.last = ref
+        if len(self.refs) < MAX_LINES:
+            self.refs.append(ref)
+
+
+class Stream:
+    """Detector state for one (session, agent) stream."""
+
+    def __init__(self, session: bytes, agent: bytes, th: dict[str, Any], out: list[dict[str, Any]]) -> None:
+        self.session, self.agent, self.th, self.out = text(session), text(agent), th, out
+        self.cmd: str | None = None  # normalised command of the current same-command run
+        self.fails: _Run | None = None
+        self.same: _Run | None = None
+        self.same_key: tuple[int | None, str] | None = None
+        self.same_code: int | None = None
+        self.same_details = ""
+        self.prev: list[tuple[str, Ref]] = []  # last two commands (norm, ref)
+        self.alt: _Run | None = None
+        self.window: deque[tuple[float, Ref]] = deque()
+        self.burst: _Run | None = None
+        self.last_path: str | None = None
+        self.n_mod = 0
+        self.files: dict[str, list[Any]] = {}  # path -> [run, last kind, last modify index]
+
+    # -- findings ----------------------------------------------------------------------
+    def _emit(self, pattern: str, run: _Run, subject: str, suggestion: str) -> None:
+        assert run.last is not None
+        self.out.append({
+            "pattern": pattern, "session": self.session, "agent": self.agent,
+            "first": text(run.refs[0][0]), "last": text(run.last[0]), "count": run.n, "subject": subject,
+            "lines": [f"{f}:{n}" for _, f, n in run.refs], "suggestion": suggestion})
+
+    def _close_fails(self) -> None:
+        r, self.fails = self.fails, None
+        if r is not None and r.n >= self.th["retry_storm"]:
+            self._emit("retry_storm", r, r.subject,
+                       f"stop retrying: `{r.subject}` failed {r.n} times in a row; read its error output, "
+                       "diagnose the cause and log a decision before running it again (max 3 retries)")
+
+    def _close_same(self) -> None:
+        r, self.same = self.same, None
+        if r is None or r.n < self.th["repeat"]:
+            return
+        if self.same_code not in (0, None) and r.n >= self.th["retry_storm"]:
+            return  # reported as a retry storm
+        self._emit("repeat", r, r.subject,
+                   f"`{r.subject}` gave the same result {r.n} times: use the result you have, "
+                   "or change something before running it again")
+
+    def _close_alt(self) -> None:
+        r, self.alt = self.alt, None
+        if r is not None and r.n >= self.th["alternation"]:
+            self._emit("alternation", r, r.subject,
+                       f"{r.subject} alternate without progress: find out what each one undoes "
+                       "instead of toggling between them")
+
+    def _close_burst(self) -> None:
+        r, self.burst = self.burst, None
+        if r is not None:
+            w = self.th["burst_window_s"]
+            self._emit("burst", r, f"{r.n} commands", f"more than {self.th['burst']} commands within {w:g} s: "
+                       "pause and check for a runaway loop; batch repeated work into one script")
+
+    def _close_churn(self, path: str) -> None:
+        r = self.files[path][0]
+        if r.n >= self.th["churn"]:
+            self._emit("churn", r, path, f"`{path}` was changed back and forth in {r.n} separate visits: "
+                       "settle on one version and write down why before editing it again")
+
+    # -- events ----------------------------------------------------------------------------
+    def command(self, it: Item) -> None:
+        ev = event(it)
+        raw_cmd = str(ev.get("cmd") or ev.get("msg") or "")
+        norm = normalize(raw_cmd)
+        code = ev.get("exit_code")
+        code = code if code.__class__ is int else None
+        ref: Ref = (it[TS], it[FILE], it[LINE])
+        if norm != self.cmd:
+            self._close_fails()
+            self._close_same()
+            self.cmd = norm
+        if code not in (0, None):
+            if self.fails is None:
+                self.fails = _Run(subject=raw_cmd)
+            self.fails.add(ref)
+        else:
+            self._close_fails()
+        details = str(ev.get("details") or "")
+        if self.same is not None:  # results are normalised only when the command repeats
+            if self.same_key is None:
+                self.same_key = (self.same_code, result_text(self.same_details))
+            if (code, result_text(details)) != self.same_key:
+                self._close_same()
+        if self.same is None:
+            self.same, self.same_key, self.same_code, self.same_details = _Run(subject=raw_cmd), None, code, details
+        self.same.add(ref)
+        self._alternation(norm, raw_cmd, ref)
+        self._burst(ref)
+
+    def _alternation(self, norm: str, raw_cmd: str, ref: Ref) -> None:
+        p = self.prev
+        cont = len(p) == 2 and norm == p[0][0] and norm != p[1][0]
+        if self.alt is not None and cont:
+            self.alt.add(ref)
+        else:
+            self._close_alt()
+            if cont:
+                self.alt = _Run(subject=f"`{p[0][0]}` and `{p[1][0]}`")
+                for r in (p[0][1], p[1][1], ref):
+                    self.alt.add(r)
+        p.append((norm, ref))
+        if len(p) > 2:
+            del p[0]
+
+    def _burst(self, ref: Ref) -> None:
+        t = seconds(ref[0])
+        w = self.window
+        w.append((t, ref))
+        horizon = t - self.th["burst_window_s"]
+        while w and w[0][0] < horizon:
+            w.popleft()
+        if len(w) > self.th["burst"]:
+            if self.burst is None:
+                self.burst = _Run()
+                for _, r in w:
+                    self.burst.add(r)
+            else:
+                self.burst.add(ref)
+        elif self.burst is not None:
+            self._close_burst()
+
+    def modify(self, it: Item) -> None:
+        self._close_same()  # re-running after a change is work, not a loop
+        self._close_alt()
+        self.prev.clear()
+        ev = event(it)
+        path = str(ev.get("path") or ev.get("msg") or "")
+        action = str(ev.get("action") or "edit").lower()
+        kind = "revert" if action in REVERT_ACTIONS else "change"
+        ref: Ref = (it[TS], it[FILE], it[LINE])
+        self.n_mod += 1
+        st = self.files.get(path)
+        if st is not None and self.n_mod - st[2] - 1 > CHURN_GAP:
+            self._close_churn(path)
+            st = None
+        if st is None:
+            self.files[path] = [_Run(ref), kind, self.n_mod]
+        else:
+            if path != self.last_path or kind != st[1]:
+                st[0].add(ref)  # a new visit
+            st[1], st[2] = kind, self.n_mod
+        self.last_path = path
+        if len(self.files) > 64:  # bounded: drop files no longer within reach
+            for p in [p for p, s in self.files.items() if self.n_mod - s[2] > CHURN_GAP]:
+                self._close_churn(p)
+                del self.files[p]
+
+    def close(self) -> None:
+        self._close_fails()
+        self._close_same()
+        self._close_alt()
+        self._close_burst()
+        for p in list(self.files):
+            self._close_churn(p)
+        self.files.clear()
+
+
+def _loops_part(path: str, q: Query, th: dict[str, Any]) -> tuple[list[dict[str, Any]], ReadStats]:
+    st = ReadStats()
+    out: list[dict[str, Any]] = []
+    streams: dict[tuple[bytes, bytes], Stream] = {}
+    for items in scan_shard(path, st, q.prefilter()):
+        for it in items:
+            if not q.keep(it):
+                continue
+            key = (it[SES], it[AGENT])
+            s = streams.get(key)
+            if s is None:
+                s = streams[key] = Stream(it[SES], it[AGENT], th, out)
+            if it[CAT] == b"CMD_RESULT":
+                s.command(it)
+            else:
+                s.modify(it)
+    for s in streams.values():
+        s.close()
+    return out, st
+
+
+def thresholds(config_loops: dict[str, Any] | None = None, **overrides: Any) -> dict[str, Any]:
+    th = {**DEFAULTS, **(config_loops or {})}
+    th.update({k: v for k, v in overrides.items() if v is not None})
+    return th
+
+
+def find_loops(log_dir: str, q: Query, th: dict[str, Any]) -> dict[str, Any]:
+    """All findings, oldest first, with the thresholds used."""
+    st = ReadStats()
+    parts = map_shards(_loops_part, shard_files(log_dir), q.with_cats("CMD_RESULT", "FILE_MODIFY"), th, stats=st)
+    findings = sorted((f for p in parts for f in p), key=lambda f: (f["first"], f["session"], f["pattern"]))
+    by: dict[str, int] = {}
+    for f in findings:
+        by[f["pattern"]] = by.get(f["pattern"], 0) + 1
+    return {"count": len(findings), "by_pattern": by, "findings": findings, "thresholds": th,
+            "corrupt": st.corrupt_count, "filters": q.describe()}
