@@ -154,10 +154,10 @@ def tail(ctx: click.Context, n: int, follow: bool, session_id: str | None, since
                 click.echo(render.event_line(ev), color=render.use_color())
         sys.stdout.flush()
 
-    show(listing.last_events(cfg.log_dir, n, q))
     if not follow:
+        show(listing.last_events(cfg.log_dir, n, q))
         return 0
-    return _follow(cfg.log_dir, q, show)
+    return _follow(cfg.log_dir, q, show, lambda: show(listing.last_events(cfg.log_dir, n, q)))
 
 
 def _json_line(ev: dict[str, Any]) -> bytes:
@@ -166,8 +166,9 @@ def _json_line(ev: dict[str, Any]) -> bytes:
     return orjson.dumps(ev, default=str) + b"\n"
 
 
-def _follow(log_dir: str, q: Any, show: Any) -> int:
-    """Run until SIGTERM/SIGINT; both end it cleanly with exit 0."""
+def _follow(log_dir: str, q: Any, show: Any, backlog: Any) -> int:
+    """Run until SIGTERM/SIGINT; both end it cleanly with exit 0. The follower takes its
+    positions before the backlog is printed, so no line written meanwhile is lost."""
     import signal
 
     from ..analyze.follow import Follower
@@ -181,9 +182,11 @@ def _follow(log_dir: str, q: Any, show: Any) -> int:
     signal.signal(signal.SIGTERM, stop)
     follower = Follower(log_dir, q)
     try:
+        backlog()
+        click.echo(f"epyc-agent: following {len(follower.shards)} shard(s) in {log_dir} (Ctrl-C to stop)", err=True)
         for batch in follower.batches():
             show(batch)
-    except (_Stop, KeyboardInterrupt):
+    except (_Stop, KeyboardInterrupt, BrokenPipeError):
         pass
     except OSError as e:
         raise EpycAgentError(f"cannot follow {log_dir}: {e}") from None
