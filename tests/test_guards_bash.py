@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -124,3 +127,24 @@ def test_retry_counting() -> None:
     assert finding is not None and "root cause" in finding.reason
     assert overridden("EPYC_AGENT_ALLOW_RETRY=1 make -j2", {}) and overridden("make", {"EPYC_AGENT_ALLOW_RETRY": "1"})
     assert not overridden("make -j2", {})
+
+
+def test_cached_bashlex_tables_parse_identically(tmp_path: Path) -> None:
+    """The parser built from cached tables gives the same trees as bashlex's own build."""
+    commands = ["cd /tmp && touch f > \"$HOME/x\" 2>&1", "echo $(rm -rf /) 'a > b' | tee -a /etc/x",
+                "cat <<EOF > /etc/x\nhi\nEOF", "for f in a b; do rm $f; done > /tmp/o", "f() { rm -rf /; }",
+                "x=$(date) y=2 cmd < <(ls) >(tee /x)", "a && b || c; d & e | f"]
+    code = ("import sys, json; from epyc_agent.guards.bashlex_tables import load; "
+            "m = load(sys.argv[1] or None); "
+            "print(json.dumps([[t.dump() for t in m.parse(c)] for c in json.loads(sys.argv[2])]))")
+
+    def run(tables: str) -> list:
+        r = subprocess.run([sys.executable, "-c", code, tables, json.dumps(commands)], capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+    plain = run("")
+    assert run(str(tmp_path)) == plain  # builds and writes the cache
+    assert (tmp_path / "bashlex-tables.json").exists()
+    assert run(str(tmp_path)) == plain  # reads the cache

@@ -37,8 +37,8 @@ def check_edit(tool: str, tool_input: Mapping[str, Any], cwd: str | None, guard:
                     "config).", v.resolved)]
 
 
-def check_bash(command: Any, cwd: str | None, guard: StorageGuard,
-               env: Mapping[str, str] | None = None) -> tuple[list[Finding], dict[str, Any]]:
+def check_bash(command: Any, cwd: str | None, guard: StorageGuard, env: Mapping[str, str] | None = None,
+               tables_dir: str | None = None) -> tuple[list[Finding], dict[str, Any]]:
     """Findings and how they were found (`parser`: prescan|bashlex|shlex, `blind` notes)."""
     if not isinstance(command, str):
         raise MalformedInput("Bash payload has no command string")
@@ -47,6 +47,6 @@ def check_bash(command: Any, cwd: str | None, guard: StorageGuard,
     from .bash import BashCheck
     from .shell import parse
 
-    parsed = parse(command, cwd, env)
+    parsed = parse(command, cwd, env, tables_dir)
     findings = BashCheck(guard, parsed).run()
     return findings, {"parser": parsed.parser, "blind": parsed.blind}

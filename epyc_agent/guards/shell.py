@@ -79,13 +79,14 @@ class Parsed:
             self.blind.append(what)
 
 
-def parse(command: str, cwd: str | None, env: Mapping[str, str] | None = None) -> Parsed:
-    """Parse `command` as bash would run it from `cwd`."""
+def parse(command: str, cwd: str | None, env: Mapping[str, str] | None = None,
+          tables_dir: str | None = None) -> Parsed:
+    """Parse `command` as bash would run it from `cwd` (`tables_dir`: see bashlex_tables)."""
     env = dict(os.environ if env is None else env)
     try:
-        import bashlex
+        from .bashlex_tables import load
 
-        trees = bashlex.parse(command)
+        trees = load(tables_dir).parse(command)
     except Exception as e:  # noqa: BLE001 - bashlex raises several types, incl. NotImplementedError
         out = Parsed("shlex")
         out.note(f"bashlex could not parse ({type(e).__name__}: {str(e)[:80]}); token-level fallback used")

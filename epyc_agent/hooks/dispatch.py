@@ -143,7 +143,7 @@ class Hook:
         if tool != "Bash":
             return []
         command = ti.get("command")
-        found, how = check_bash(command, cwd, self.guard(), self.env)
+        found, how = check_bash(command, cwd, self.guard(), self.env, os.path.join(self.cfg.log_dir, ".state"))
         info.update(how)
         limit = int(self.cfg.guards.get("retry_limit", 3))
         fails = state.load(self.cfg.log_dir, self.session).get("failures", {}) if self.session else {}
