@@ -13,7 +13,7 @@ from typing import Any
 from ..events.reader import ReadStats, shard_files
 from .filters import Query
 from .normalize import normalize
-from .scan import CAT, SES, TS, event, exit_code, field, map_shards, scan_shard, text
+from .scan import CAT, SES, TS, event, exit_code, map_shards, scan_shard, text
 
 MAX_CORRUPT_SHOWN = 20
 
@@ -144,9 +144,11 @@ def _commands_part(path: str, q: Query) -> tuple[dict[str, list[Any]], ReadStats
         for i in items:
             if not q.keep(i):
                 continue
-            cmd = field(i, "cmd") or field(i, "msg") or ""
+            ev = event(i)
+            cmd = str(ev.get("cmd") or ev.get("msg") or "")
             norm = normalize(cmd)
-            code = exit_code(i)
+            code = ev.get("exit_code")
+            code = code if code.__class__ is int else None
             a = agg.get(norm)
             if a is None:
                 a = agg[norm] = [0, 0, set(), b"", None, cmd]
@@ -187,12 +189,13 @@ def _files_part(path: str, q: Query) -> tuple[dict[str, list[Any]], ReadStats]:
         for i in items:
             if not q.keep(i):
                 continue
-            p = field(i, "path") or field(i, "msg") or ""
+            ev = event(i)
+            p = str(ev.get("path") or ev.get("msg") or "")
             a = agg.get(p)
             if a is None:
                 a = agg[p] = [0, Counter(), set(), b""]
             a[0] += 1
-            a[1][field(i, "action") or "?"] += 1
+            a[1][str(ev.get("action") or "?")] += 1
             a[2].add(i[SES])
             a[3] = max(a[3], i[TS])
     return agg, st

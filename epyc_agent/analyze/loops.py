@@ -84,12 +84,14 @@ class Stream:
         self.cmd: str | None = None  # normalised command of the current same-command run
         self.fails: _Run | None = None
         self.same: _Run | None = None
+        self.same_first: Ref | None = None  # first command of the current same-result run
         self.same_key: tuple[int | None, str] | None = None
         self.same_code: int | None = None
         self.same_details = ""
         self.prev: list[tuple[str, Ref]] = []  # last two commands (norm, ref)
         self.alt: _Run | None = None
         self.window: deque[tuple[float, Ref]] = deque()
+        self.window_s, self.burst_n = float(th["burst_window_s"]), int(th["burst"])
         self.burst: _Run | None = None
         self.last_path: str | None = None
         self.n_mod = 0
@@ -111,7 +113,7 @@ class Stream:
                        "diagnose the cause and log a decision before running it again (max 3 retries)")
 
     def _close_same(self) -> None:
-        r, self.same = self.same, None
+        r, self.same, self.same_first = self.same, None, None
         if r is None or r.n < self.th["repeat"]:
             return
         if self.same_code not in (0, None) and r.n >= self.th["retry_storm"]:
@@ -148,51 +150,52 @@ class Stream:
         code = ev.get("exit_code")
         code = code if code.__class__ is int else None
         ref: Ref = (it[TS], it[FILE], it[LINE])
+        details = ev.get("details") or ""
         if norm != self.cmd:
-            self._close_fails()
+            if self.fails is not None:
+                self._close_fails()
             self._close_same()
             self.cmd = norm
-        if code not in (0, None):
+        elif self.same_first is not None:  # the same command again: compare results (normalised lazily)
+            if self.same_key is None:
+                self.same_key = (self.same_code, result_text(str(self.same_details)))
+            if (code, result_text(str(details))) == self.same_key:
+                if self.same is None:
+                    self.same = _Run(self.same_first, raw_cmd)
+                self.same.add(ref)
+            else:
+                self._close_same()
+        if self.same_first is None:
+            self.same_first, self.same_key, self.same_code, self.same_details = ref, None, code, details
+        if code is not None and code != 0:
             if self.fails is None:
                 self.fails = _Run(subject=raw_cmd)
             self.fails.add(ref)
-        else:
+        elif self.fails is not None:
             self._close_fails()
-        details = str(ev.get("details") or "")
-        if self.same is not None:  # results are normalised only when the command repeats
-            if self.same_key is None:
-                self.same_key = (self.same_code, result_text(self.same_details))
-            if (code, result_text(details)) != self.same_key:
-                self._close_same()
-        if self.same is None:
-            self.same, self.same_key, self.same_code, self.same_details = _Run(subject=raw_cmd), None, code, details
-        self.same.add(ref)
-        self._alternation(norm, raw_cmd, ref)
-        self._burst(ref)
-
-    def _alternation(self, norm: str, raw_cmd: str, ref: Ref) -> None:
+        # alternation: A,B,A,B,...
         p = self.prev
         cont = len(p) == 2 and norm == p[0][0] and norm != p[1][0]
-        if self.alt is not None and cont:
+        if cont and self.alt is not None:
             self.alt.add(ref)
         else:
-            self._close_alt()
+            if self.alt is not None:
+                self._close_alt()
             if cont:
-                self.alt = _Run(subject=f"`{p[0][0]}` and `{p[1][0]}`")
-                for r in (p[0][1], p[1][1], ref):
-                    self.alt.add(r)
+                self.alt = _Run(p[0][1], f"`{p[0][0]}` and `{p[1][0]}`")
+                self.alt.add(p[1][1])
+                self.alt.add(ref)
         p.append((norm, ref))
         if len(p) > 2:
             del p[0]
-
-    def _burst(self, ref: Ref) -> None:
+        # burst: more than N commands in the sliding window
         t = seconds(ref[0])
         w = self.window
         w.append((t, ref))
-        horizon = t - self.th["burst_window_s"]
-        while w and w[0][0] < horizon:
+        horizon = t - self.window_s
+        while w[0][0] < horizon:
             w.popleft()
-        if len(w) > self.th["burst"]:
+        if len(w) > self.burst_n:
             if self.burst is None:
                 self.burst = _Run()
                 for _, r in w:
