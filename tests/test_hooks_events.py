@@ -297,3 +297,12 @@ def test_hook_stays_lean(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().endswith("HEAVY []"), r.stdout
+
+
+def test_missing_root_still_guards(tmp_path: Path) -> None:
+    """With the root missing the session cannot start, but the guards still deny."""
+    gone = tmp_path / "no-such-root"
+    _, out = hook(bash(tmp_path, "echo x > /etc/passwd"), env={"EPYC_AGENT_ROOT": str(gone)})
+    assert out["hookSpecificOutput"]["permissionDecision"] == "deny"
+    _, out = hook(base(tmp_path, "SessionStart", source="startup"), env={"EPYC_AGENT_ROOT": str(gone)})
+    assert "could not start" in out["hookSpecificOutput"]["additionalContext"]

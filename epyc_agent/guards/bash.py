@@ -224,8 +224,8 @@ class BashCheck:
         if not v.allowed:
             guard = "destructive" if destructive else "bash"
             self.add(guard, f"`{_text(cmd)}` {verb} {w.text}, {v.reason} (temp files: "
-                     f"{self.guard.root_resolved}/tmp). If the user really needs this path, ask them (or to add "
-                     "it to allow_write in the epyc-agent config).", v.resolved)
+                     f"{self.guard.root_resolved}/tmp). If the user really needs this path, ask them (it can be "
+                     "added to allow_write in the epyc-agent config).", v.resolved)
 
     def static_part(self, w: Word) -> Word | None:
         """For `/etc/$f`: the folder known before run time, if no expansion could lead from it

@@ -17,7 +17,7 @@ from ..events.writer import AuditLog
 from ..guards.check import EDIT_TOOLS, MalformedInput, check_bash, check_edit, edit_path
 from ..guards.retry import OVERRIDE, check_retry, command_key, overridden
 from ..sessions import agent_id, session_file
-from ..storage import guard_for
+from ..storage import guard_for, is_under
 from . import payload as pl
 from . import state
 
@@ -82,6 +82,22 @@ def _deny(reason: str) -> str:
     return _out("PreToolUse", permissionDecision="deny", permissionDecisionReason=reason)
 
 
+class _Unlogged(AuditLog):
+    """The root is missing: logging would create it (and hide the problem). Events are dropped
+    and counted on stderr; the guards still run, and SessionStart tells the agent."""
+
+    dropped = 0
+
+    def write(self, event: dict[str, Any]) -> dict[str, Any]:
+        self.dropped += 1
+        return event
+
+    def close(self) -> None:
+        if self.dropped:
+            _stderr(f"epyc-agent hook: storage root missing; {self.dropped} event(s) not logged", 0)
+            self.dropped = 0
+
+
 class Hook:
     """One invocation: the config, the payload, and where its events go."""
 
@@ -89,7 +105,8 @@ class Hook:
         self.cfg, self.p, self.env = cfg, p, env
         self.session = pl.session_for(p)
         self.agent = pl.agent_for(p)
-        self.log = AuditLog(cfg.log_dir, self.session, self.agent)
+        missing_root = not os.path.isdir(cfg.root) and is_under(os.path.abspath(cfg.log_dir), cfg.root)
+        self.log = (_Unlogged if missing_root else AuditLog)(cfg.log_dir, self.session, self.agent)
 
     def data(self, event: str, **more: Any) -> dict[str, Any]:
         d: dict[str, Any] = {"hook": event, **more}
@@ -113,7 +130,10 @@ class Hook:
         """A session first seen mid-way (hooks installed while it ran) is started on first sight."""
         if os.path.exists(session_file(self.cfg, self.session)):
             return
-        self.start(f"claude code session (first seen at {event})")
+        try:
+            self.start(f"claude code session (first seen at {event})")
+        except EpycAgentError as e:  # e.g. the root is missing: log it, the guards still run
+            self.log.error(f"session could not start: {e.render()}", event)
 
     def start(self, purpose: str) -> dict[str, Any]:
         from ..sessions import start_session
@@ -143,7 +163,8 @@ class Hook:
         if tool != "Bash":
             return []
         command = ti.get("command")
-        found, how = check_bash(command, cwd, self.guard(), self.env, os.path.join(self.cfg.log_dir, ".state"))
+        tables = None if isinstance(self.log, _Unlogged) else os.path.join(self.cfg.log_dir, ".state")
+        found, how = check_bash(command, cwd, self.guard(), self.env, tables)
         info.update(how)
         limit = int(self.cfg.guards.get("retry_limit", 3))
         fails = state.load(self.cfg.log_dir, self.session).get("failures", {}) if self.session else {}
