@@ -282,7 +282,8 @@ def doctor(cfg: Config, path: str) -> list[tuple[str, str, str]]:
     if not (os.path.isabs(exe) and os.access(exe, os.X_OK)) and shutil.which(exe) is None:
         out.append(("command", "FAIL", f"{exe} is not an executable"))
         return out
-    run_env = {**os.environ, **{k: str(v) for k, v in want.items()}}
+    # its own agent id: the dry session must not take over the user's current-session pointer
+    run_env = {**os.environ, **{k: str(v) for k, v in want.items()}, "EPYC_AGENT_ID": "hooks-doctor"}
     for name, cmd, expect_deny in (("dry run (harmless)", "ls -la", False),
                                    ("dry run (write to /etc)", "echo x > /etc/epyc-agent-doctor", True)):
         payload = {"session_id": "epyc-agent-doctor", "hook_event_name": "PreToolUse", "tool_name": "Bash",
