@@ -75,6 +75,10 @@ DENIED = [
     ("(cd /etc; touch x)", "bash"),
     ("for f in a b; do echo > /etc/$f; done", "bash"),
     ("echo x 2>/dev/null > /etc/y", "bash"),
+    ("{rm,-rf,/}", "destructive"),
+    ("r\\m -rf /", "destructive"),
+    ("'r'm -rf /", "destructive"),
+    ("cp /etc/hosts{,.bak}", "bash"),
 ]
 
 
@@ -112,7 +116,8 @@ def test_prescan_skips_harmless(command: str) -> None:
 
 @pytest.mark.parametrize("command", ["echo x > f", "echo '>' x", "ls `pwd`", "ls $(pwd)", "rm x", "/bin/rm x",
                                      "a|tee b", "x;cp a b", "cat <<E", "dd of=x", "mkfs.xfs d", "sed -i s/a/b/ f",
-                                     "ls >&f", "bash -c ls", "xargs rm", "find . -delete"])
+                                     "ls >&f", "bash -c ls", "xargs rm", "find . -delete",
+                                     "r\\m -rf /", "'r'm x", "{rm,-rf,/}"])
 def test_prescan_sends_risky_to_parser(command: str) -> None:
     """Anything that might write goes to the full parser."""
     assert needs_parse(command)

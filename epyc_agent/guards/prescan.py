@@ -33,8 +33,12 @@ def needs_parse(command: str) -> bool:
 
 
 def _risky_word(command: str) -> bool:
-    for raw in command.replace("|", " ").replace(";", " ").replace("&", " ").replace("(", " ") \
-            .replace(")", " ").replace("'", " ").replace('"', " ").replace("\\", " ").split():
+    """Any word, after quote and backslash removal and split at every operator and at brace
+    expansion commas (`r\\m`, `'r'm`, `{rm,-rf,/}` are all `rm`), is a risky command name."""
+    text = command.replace("'", "").replace('"', "").replace("\\", "")
+    for ch in "|;&()<>{},\n":
+        text = text.replace(ch, " ")
+    for raw in text.split():
         w = os.path.basename(raw) if "/" in raw else raw
         if w in RISKY or w.startswith("mkfs") or w.startswith("of="):
             return True

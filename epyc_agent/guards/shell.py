@@ -172,7 +172,7 @@ class _Walker:
         assigns: list[tuple[str, Word]] = []
         for p in n.parts:
             if p.kind == "word":
-                words.append(self.word(p, state))
+                words.extend(braces(self.word(p, state)))
             elif p.kind == "assignment":
                 name, _, _ = p.word.partition("=")
                 val = self.word(p, state)
@@ -227,6 +227,17 @@ class _Walker:
         self.out.cmds.extend(inner.cmds)
         for b in inner.blind:
             self.out.note(b)
+
+
+def braces(w: Word) -> list[Word]:
+    """Bash brace expansion, one level: `{rm,-rf,/x}` -> rm -rf /x, `f{,.bak}` -> f f.bak.
+    (Quoting is already removed, so a quoted `{a,b}` is expanded too: the cautious side.)"""
+    i = w.text.find("{")
+    j = w.text.find("}", i + 1)
+    if i == -1 or j == -1 or "," not in w.text[i:j] or "{" in w.text[i + 1:j] or w.text[i - 1:i] == "$":
+        return [w]
+    head, tail = w.text[:i], w.text[j + 1:]
+    return [Word(head + part + tail, w.dynamic) for part in w.text[i + 1:j].split(",")]
 
 
 def _dash_c(words: list[Word]) -> Word | None:
