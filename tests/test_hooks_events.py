@@ -306,3 +306,12 @@ def test_missing_root_still_guards(tmp_path: Path) -> None:
     assert out["hookSpecificOutput"]["permissionDecision"] == "deny"
     _, out = hook(base(tmp_path, "SessionStart", source="startup"), env={"EPYC_AGENT_ROOT": str(gone)})
     assert "could not start" in out["hookSpecificOutput"]["additionalContext"]
+
+
+def test_cwd_of_slash_is_not_an_allowlist(tmp_path: Path) -> None:
+    """After a `cd /` the payload's cwd is `/`: it must not make every path writable."""
+    p = base(tmp_path, "PreToolUse", tool_name="Write", tool_use_id="s",
+             tool_input={"file_path": "/etc/epyc-agent-x", "content": "x"})
+    p["cwd"] = "/"
+    _, out = hook(p)
+    assert out["hookSpecificOutput"]["permissionDecision"] == "deny"

@@ -147,12 +147,12 @@ class Hook:
     def guard(self) -> Any:
         extra = []
         g = self.cfg.guards
+        home = self.env.get("HOME") or os.path.expanduser("~")
         if g.get("allow_project_dir", True):
             proj = self.env.get("CLAUDE_PROJECT_DIR") or self.p.get("cwd")
-            if isinstance(proj, str) and proj:
+            if isinstance(proj, str) and proj and _plausible_project(proj, self.cfg.root, home):
                 extra.append(proj)
         if g.get("allow_claude_dir", True):
-            home = self.env.get("HOME") or os.path.expanduser("~")
             extra.append(os.path.join(home, ".claude"))
         return guard_for(self.cfg, extra)
 
@@ -177,6 +177,13 @@ class Hook:
             else:
                 found.append(retry)
         return found
+
+
+def _plausible_project(proj: str, root: str, home: str) -> bool:
+    """A project folder, not `/`, the home folder or an ancestor of the root (a `cd /` in the
+    agent's shell moves the payload's cwd; allowlisting that would allow everything)."""
+    real = os.path.realpath(proj)
+    return real not in ("/", os.path.realpath(home)) and not is_under(os.path.realpath(root), real)
 
 
 def _pre_tool(h: Hook) -> str:
