@@ -4,6 +4,7 @@ Targets (issue #3): each mode <= 5 s wall and <= 500 MB peak RSS, as a real
 `epyc-agent log analyze ... --json` process (its worker processes included: the
 rusage of the waited-for process covers the children it reaped). For scale: the
 old bash analyzer took ~20 s for `--errors` on 2,000 lines.
+Each mode runs RUNS times: the best wall time and the worst peak memory are reported.
 Usage: bench_analyze.py [EVENTS]   (default 1,000,000)
 """
 
@@ -20,12 +21,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 BIN = Path(sys.executable).parent / "epyc-agent"
-sys.path.insert(0, str(HERE))
-
-from gen_log import generate  # noqa: E402
-
 TARGET_S = 5.0
 TARGET_MB = 500.0
+RUNS = 2  # best wall time of 2 (the box is shared), worst peak memory
 MODES = [
     ["--summary"], ["--loops"], ["--errors"], ["--sessions"], ["--session", "ses_agent2_0050"],
     ["--timeline", "100"], ["--commands"], ["--files"], ["--rollbacks"], ["--rollbacks", "--script"],
@@ -48,7 +46,9 @@ def run(args: list[str], env: dict[str, str]) -> dict[str, object]:
         if rc not in (0, 1):
             raise SystemExit(f"{' '.join(args)} failed ({rc}): {err.read().decode()[:300]}")
     rss_kb = usage.ru_maxrss
-    return {"mode": " ".join(args), "wall_s": round(wall, 2), "peak_mb": round(rss_kb / 1024, 1),
+    cpu = usage.ru_utime + usage.ru_stime  # incl. workers: with 2 idle cores, wall ~ cpu / 2
+    return {"mode": " ".join(args), "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+            "peak_mb": round(rss_kb / 1024, 1),
             "output_bytes": size, "exit": rc}
 
 
@@ -59,7 +59,10 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(dir=HERE / "results", prefix="analyze-") as tmp:
         log_dir = os.path.join(tmp, "root", "logs")
         t = time.perf_counter()
-        info = generate(log_dir, events, 5)
+        # in a child process: a child's peak RSS starts at its parent's, so the parent stays small
+        gen = subprocess.run([sys.executable, str(HERE / "gen_log.py"), log_dir, str(events), "5"], check=True,
+                             capture_output=True, text=True)
+        info = json.loads(gen.stdout)
         size_mb = sum(f.stat().st_size for f in Path(log_dir).iterdir()) / 2**20
         print(f"generated {info['lines']:,} lines ({size_mb:.0f} MB, {info['legacy']} legacy, "
               f"{info['corrupt']} corrupt, {info['storms']} retry storms) in {time.perf_counter() - t:.1f} s")
@@ -67,10 +70,12 @@ def main(argv: list[str]) -> int:
                "HOME": tmp}
         rows = []
         for args in MODES:
-            r = run(args, env)
+            runs = [run(args, env) for _ in range(RUNS)]
+            r = min(runs, key=lambda x: x["wall_s"])  # type: ignore[arg-type,return-value]
+            r["peak_mb"] = max(x["peak_mb"] for x in runs)  # type: ignore[type-var]
             r["ok"] = r["wall_s"] <= TARGET_S and r["peak_mb"] <= TARGET_MB  # type: ignore[operator]
             rows.append(r)
-            print(f"  {r['mode']:<62} {r['wall_s']:>6.2f} s {r['peak_mb']:>7.1f} MB  "
+            print(f"  {r['mode']:<62} {r['wall_s']:>6.2f} s wall {r['cpu_s']:>6.2f} s cpu {r['peak_mb']:>7.1f} MB  "
                   f"{'ok' if r['ok'] else 'MISSED'}", flush=True)
     load = os.getloadavg()[0]
     missed = [r["mode"] for r in rows if not r["ok"]]

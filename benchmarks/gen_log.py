@@ -8,6 +8,7 @@ retry storms, and one ROLLBACK per ~200 events.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import sys
@@ -108,4 +109,4 @@ def generate(log_dir: str, events: int = 1_000_000, shards: int = 5, seed: int =
 
 if __name__ == "__main__":
     a = sys.argv[1:]
-    print(generate(a[0], int(a[1]) if len(a) > 1 else 1_000_000, int(a[2]) if len(a) > 2 else 5))
+    print(json.dumps(generate(a[0], int(a[1]) if len(a) > 1 else 1_000_000, int(a[2]) if len(a) > 2 else 5)))
