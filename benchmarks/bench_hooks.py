@@ -5,12 +5,15 @@ old bash logger took ~50 ms to log one line). Also measured and reported without
 target: a write-ish command that needs the full bashlex parse, a denied write, a
 Write of a new file (rollback plan), PostToolUse, and bare `python -c pass` for scale.
 Runs with compiled bytecode and EPYC_AGENT_LOG_DIR set, as the installed hooks do.
+Cases are interleaved so that load from other processes hits them alike; the CPU
+time (user + sys) of each process is reported too, as a load-independent figure.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -38,18 +41,23 @@ def bash(cwd: str, command: str) -> bytes:
 def measure(cases: dict[str, tuple[list[str], bytes]], env: dict[str, str], runs: int = RUNS) -> dict:
     """Interleaved: each round runs every case once, so load from other processes hits all alike."""
     times: dict[str, list[float]] = {name: [] for name in cases}
+    cpu: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(runs):
         for name, (argv, stdin) in cases.items():
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             t = time.perf_counter()
             r = subprocess.run(argv, input=stdin, capture_output=True, env=env)
             times[name].append((time.perf_counter() - t) * 1000)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu[name].append((after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) * 1000)
             if r.returncode != 0:
                 raise SystemExit(f"{name} failed: {r.stderr.decode()[:300]}")
     out = {}
     for name, ts in times.items():
         ts.sort()
         out[name] = {"median_ms": round(statistics.median(ts), 1), "p90_ms": round(ts[int(len(ts) * 0.9) - 1], 1),
-                     "min_ms": round(ts[0], 1), "runs": runs}
+                     "min_ms": round(ts[0], 1), "cpu_median_ms": round(statistics.median(cpu[name]), 1),
+                     "runs": runs}
     return out
 
 
@@ -88,11 +96,11 @@ def main() -> int:
     headline = results["PreToolUse Bash `git status` (fast path)"]["median_ms"]
     ok = headline <= TARGET_MS
     width = max(map(len, results))
-    print(f"{'case':<{width}}  median   p90    min  over floor   (ms, {RUNS} interleaved runs each)")
+    print(f"{'case':<{width}}  median    p90    min  over floor  cpu   (ms, {RUNS} interleaved runs each)")
     for name, r in results.items():
         r["over_floor_ms"] = round(r["median_ms"] - floor, 1)
         print(f"{name:<{width}}  {r['median_ms']:6.1f} {r['p90_ms']:6.1f} {r['min_ms']:6.1f}  "
-              f"{r['over_floor_ms']:+6.1f}")
+              f"{r['over_floor_ms']:+9.1f}  {r['cpu_median_ms']:5.1f}")
     load = os.getloadavg()[0]
     print(f"load average (1 min) {load_before:.1f} -> {load:.1f} on {os.cpu_count()} CPUs")
     print(f"target: PreToolUse fast path median <= {TARGET_MS} ms: {headline} ms -> {'PASS' if ok else 'MISS'}")

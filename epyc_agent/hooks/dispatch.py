@@ -198,11 +198,12 @@ def _pre_tool(h: Hook) -> str:
         if not tool or not isinstance(ti, dict):
             raise MalformedInput("PreToolUse payload lacks tool_name or a tool_input object")
         findings = h.findings(tool, ti, info)
-    except MalformedInput as e:
-        h.log.error(f"guard could not evaluate {tool or 'tool call'}: {e}", label)
+    except Exception as e:  # noqa: BLE001 - MalformedInput, or a guard's own failure: same rule
+        why = str(e) if isinstance(e, MalformedInput) else f"{type(e).__name__}: {e}"
+        h.log.error(f"guard could not evaluate {tool or 'tool call'}: {why}", label)
         if modes.get("fail_closed"):
-            return _deny(f"epyc-agent could not evaluate this call ({e}); guards.fail_closed is true, so it "
-                         "is refused. Retry with a complete tool input.")
+            return _deny(f"epyc-agent could not evaluate this call ({why}); guards.fail_closed is true, so "
+                         "it is refused. Retry with a complete tool input, or ask the user.")
         findings = []
         ti = ti if isinstance(ti, dict) else {}
     deny = [f for f in findings if modes.get(f.guard, "enforce") == "enforce"]
