@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from epyc_agent.guards.check import check_bash
 from epyc_agent.guards.prescan import needs_parse
@@ -153,3 +155,17 @@ def test_cached_bashlex_tables_parse_identically(tmp_path: Path) -> None:
     assert run(str(tmp_path)) == plain  # builds and writes the cache
     assert (tmp_path / "bashlex-tables.json").exists()
     assert run(str(tmp_path)) == plain  # reads the cache
+
+
+WORDS = ["rm", "-rf", "/", "cp", "tee", "echo", ">", ">>", "2>&1", "&&", "||", ";", "|", "$(", ")", "`", "'", '"',
+         "<<EOF", "EOF\n", "cd", "/etc", "$X", "${Y}", "{a,b}", "find", ".", "-exec", "{}", "\\;", "bash", "-c",
+         "eval", "sudo", "dd", "of=/dev/sda", "for", "in", "do", "done", "if", "then", "fi", "(", "[[", "]]"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=60), st.lists(st.sampled_from(WORDS), max_size=12).map(" ".join)))
+def test_guard_never_raises(command: str) -> None:
+    """Any text, shell-like or not, is evaluated without an exception."""
+    g = StorageGuard("/nonexistent-root", ["/dev/null"])
+    findings, info = check_bash(command, "/tmp", g, {"HOME": "/root"})
+    assert info["parser"] in ("prescan", "bashlex", "shlex")
