@@ -275,10 +275,11 @@ def _post_tool(h: Hook) -> str:
     label = pl.tool_label(tool, p.get("tool_input"))
     code = _exit_code(p)
     failed = event == "PostToolUseFailure" or code != 0
+    resp = p.get("tool_response")
+    interrupted = p.get("is_interrupt") is True or (isinstance(resp, dict) and resp.get("interrupted") is True)
     if event == "PostToolUseFailure":
         summary = str(p.get("error") or "")[:OUTPUT_CHARS]
     else:
-        resp = p.get("tool_response")
         if isinstance(resp, dict):
             summary = "".join(str(resp.get(k) or "") for k in ("stdout", "stderr"))[:OUTPUT_CHARS]
         else:
@@ -287,11 +288,11 @@ def _post_tool(h: Hook) -> str:
                 level="ERROR" if failed else "INFO",
                 details=f"exit={code}; {summary}" if summary else f"exit={code}",
                 data=h.data(event, tool=tool, tool_use_id=p.get("tool_use_id"),
-                            **({"interrupted": True} if p.get("is_interrupt") else {})))
+                            **({"interrupted": True} if interrupted else {})))
     ti = p.get("tool_input")
     if tool == "Bash" and h.session and isinstance(ti, dict) and isinstance(ti.get("command"), str):
         key = command_key(ti["command"])
-        if failed and not p.get("is_interrupt"):
+        if failed and not interrupted:  # the user stopping a command is not the command failing
             state.record_result(h.cfg.log_dir, h.session, key, True, summary)
         elif not failed and key in state.load(h.cfg.log_dir, h.session).get("failures", {}):
             state.record_result(h.cfg.log_dir, h.session, key, False)
