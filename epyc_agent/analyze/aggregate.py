@@ -1,8 +1,7 @@
 """Count-style modes: summary, sessions, commands, files.
 
 Each scans shards independently (no global merge needed) into a mergeable part;
-`map_shards` may run the parts in two processes. Counting works on the item
-heads (bytes), so a million events cost one regex match each, not a JSON parse.
+`map_shards` runs the parts in worker processes when the log is large.
 """
 
 from __future__ import annotations
@@ -11,67 +10,12 @@ from collections import Counter
 from typing import Any
 
 from ..events.reader import ReadStats, shard_files
+from .census import census, session_rows
 from .filters import Query
 from .normalize import normalize
-from .scan import CAT, SES, TS, event, exit_code, map_shards, scan_shard, text
+from .scan import SES, TS, event, map_shards, scan_shard, text
 
 MAX_CORRUPT_SHOWN = 20
-
-
-def _kept(items: list[Any], q: Query) -> list[Any]:
-    return items if q.trivial else [i for i in items if q.keep(i)]
-
-
-# --- census: what summary and sessions both need --------------------------------------
-
-def _census_part(path: str, q: Query) -> tuple[dict[str, Any], ReadStats]:
-    st = ReadStats()
-    counts: Counter[tuple[bytes, ...]] = Counter()
-    first: dict[bytes, bytes] = {}
-    last: dict[bytes, bytes] = {}
-    failed: Counter[bytes] = Counter()
-    notes: dict[tuple[bytes, bytes], str] = {}  # (session, SESSION_START|SESSION_END) -> msg
-    lo = hi = None
-    for items in scan_shard(path, st, q.prefilter()):
-        items = _kept(items, q)
-        if not items:
-            continue
-        counts.update([i[1:5] for i in items])
-        ses = [i[SES] for i in items]
-        ts = [i[TS] for i in items]
-        for s, t in dict(zip(reversed(ses), reversed(ts), strict=False)).items():  # first per session in this block
-            if s not in first or t < first[s]:
-                first[s] = t
-        for s, t in dict(zip(ses, ts, strict=False)).items():
-            if s not in last or t > last[s]:
-                last[s] = t
-        b_lo, b_hi = min(ts), max(ts)
-        lo = b_lo if lo is None or b_lo < lo else lo
-        hi = b_hi if hi is None or b_hi > hi else hi
-        failed.update([i[SES] for i in items if i[CAT] == b"CMD_RESULT" and (exit_code(i) or 0) != 0])
-        for i in items:
-            if i[CAT] in (b"SESSION_START", b"SESSION_END"):
-                notes[(i[SES], i[CAT])] = str(event(i).get("msg", ""))
-    return {"counts": counts, "first": first, "last": last, "failed": failed, "notes": notes,
-            "lo": lo, "hi": hi}, st
-
-
-def census(log_dir: str, q: Query, stats: ReadStats) -> dict[str, Any]:
-    parts = map_shards(_census_part, shard_files(log_dir), q, stats=stats)
-    out: dict[str, Any] = {"counts": Counter(), "first": {}, "last": {}, "failed": Counter(), "notes": {},
-                           "lo": None, "hi": None}
-    for p in parts:
-        out["counts"].update(p["counts"])
-        out["failed"].update(p["failed"])
-        out["notes"].update(p["notes"])
-        for s, t in p["first"].items():
-            out["first"][s] = min(t, out["first"].get(s, t))
-        for s, t in p["last"].items():
-            out["last"][s] = max(t, out["last"].get(s, t))
-        for k, pick in (("lo", min), ("hi", max)):
-            if p[k] is not None:
-                out[k] = p[k] if out[k] is None else pick(out[k], p[k])
-    return out
 
 
 def _by(counts: Counter[tuple[bytes, ...]], idx: int) -> dict[str, int]:
@@ -101,31 +45,6 @@ def summary(log_dir: str, q: Query) -> dict[str, Any]:
         "levels": levels, "categories": cats, "agents": _by(counts, 1),
         "filters": q.describe(),
     }
-
-
-def session_rows(c: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per session from a census, oldest first."""
-    rows: dict[bytes, dict[str, Any]] = {}
-    for (ses, agent, level, cat), n in c["counts"].items():
-        r = rows.get(ses)
-        if r is None:
-            r = rows[ses] = {"session": text(ses), "agents": set(), "first": text(c["first"][ses]),
-                             "last": text(c["last"][ses]), "events": 0, "errors": 0, "warnings": 0,
-                             "commands": 0, "failed": c["failed"].get(ses, 0), "files_modified": 0,
-                             "rollbacks": 0, "purpose": c["notes"].get((ses, b"SESSION_START")),
-                             "ended": (ses, b"SESSION_END") in c["notes"],
-                             "end_summary": c["notes"].get((ses, b"SESSION_END"))}
-        r["agents"].add(text(agent))
-        r["events"] += n
-        r["errors"] += n if level == b"ERROR" else 0
-        r["warnings"] += n if level == b"WARN" else 0
-        r["commands"] += n if cat == b"CMD_RESULT" else 0
-        r["files_modified"] += n if cat == b"FILE_MODIFY" else 0
-        r["rollbacks"] += n if cat == b"ROLLBACK" else 0
-    out = sorted(rows.values(), key=lambda r: (r["first"], r["session"]))
-    for r in out:
-        r["agents"] = sorted(r["agents"])
-    return out
 
 
 def sessions(log_dir: str, q: Query) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import SessionError
 from ..events.reader import ReadStats, agent_of, shard_files
-from .aggregate import session_rows
+from .census import session_rows
 from .filters import Query
 from .loops import seconds
 from .normalize import normalize
