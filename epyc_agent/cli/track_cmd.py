@@ -83,7 +83,11 @@ def _progress(as_json: bool) -> Any:
 
 
 def _run(ctx: click.Context, request: Any, as_json: bool) -> int:
-    from ..tracks.pipeline import run
+    """Through the roles pipeline (preflight, models, safety gate, analysis, record) when present."""
+    try:
+        from ..roles.pipeline import run
+    except ImportError:
+        from ..tracks.pipeline import run
 
     cfg = obj(ctx).config
 
