@@ -33,16 +33,34 @@ def test_values_match_the_gguf_reader(tmp_path: Path) -> None:
     assert ours["general.size_label"] == "30B-A3B"
 
 
+def _vocab_hash(vocab: list[str]) -> str:
+    return hashlib.sha256(_raw_tokens(vocab[:5]) + hashlib.sha256(_raw_tokens(vocab[5:])).digest()).hexdigest()
+
+
 def test_vocab_fingerprint_is_the_tokens_in_order(tmp_path: Path) -> None:
-    """vocab_hash is sha256 over the length-prefixed token strings; tail hashes cover ids 5..m."""
+    """vocab_hash covers every length-prefixed token string in order; tail hashes cover ids 5..m."""
     vocab = tokens(1000)
     h = read_header(write_gguf(tmp_path / "m.gguf", vocab=vocab))
     assert h["vocab_size"] == 1000
-    assert h["vocab_hash"] == hashlib.sha256(_raw_tokens(vocab)).hexdigest()
+    assert h["vocab_hash"] == _vocab_hash(vocab)
+    swapped = vocab[:2] + [vocab[3], vocab[2]] + vocab[4:]
+    assert read_header(write_gguf(tmp_path / "s.gguf", vocab=swapped))["vocab_hash"] != h["vocab_hash"]
     assert h["vocab_check_from"] == 1000 - 128
     for m in (872, 900, 1000):
         assert tail_hash(h, m) == hashlib.sha256(_raw_tokens(vocab[5:m])).hexdigest()[:16]
     assert tail_hash(h, 871) is None and tail_hash(h, 1001) is None
+
+
+def test_long_tokens_fall_back_to_the_exact_walk(tmp_path: Path) -> None:
+    """Tokens of 256+ bytes derail the low-byte fast walk; the result equals the exact walk's."""
+    vocab = tokens(400)
+    vocab[100] = "x" * 300
+    vocab[350] = "y" * 70_000
+    p = write_gguf(tmp_path / "m.gguf", vocab=vocab)
+    h = read_header(p)
+    assert h == read_header(p, fast=False)
+    assert h["vocab_size"] == 400 and h["vocab_hash"] == _vocab_hash(vocab)
+    assert h["kv"]["tokenizer.ggml.eos_token_id"] == 2  # the keys after the tokens parsed right
 
 
 def test_param_count_and_tensor_types(tmp_path: Path) -> None:

@@ -8,10 +8,11 @@ reads are countable in /proc/self/io) and stops after the tensor infos. It uses 
 package's own constants (value types, quantization block sizes, file-type names), loaded
 without the package's numpy-importing `__init__`.
 
-Vocabulary fingerprint: `vocab_hash` is the sha256 of the raw `tokenizer.ggml.tokens` array
-(every token string, length-prefixed, in order). llama.cpp accepts a draft whose vocabulary
-differs in size by at most 128 tokens when token texts agree from id 5 up to the smaller size,
-so `vocab_tail_hashes` also keeps a short hash of tokens[5:m] for every m in the last 129 sizes.
+Vocabulary fingerprint: llama.cpp accepts a draft whose vocabulary differs in size by at most
+128 tokens when token texts agree from id 5 up to the smaller size, so `vocab_tail_hashes` keeps
+a short sha256 of tokens[5:m] (raw, length-prefixed, in order) for each m in the last 129 sizes,
+and `vocab_hash` = sha256(raw tokens[0:5] + sha256(tokens[5:n])): every token string in order,
+hashed in one pass over the 4 MB of a 262k-token vocabulary.
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ class _Stream:
         self.base = 0  # file offset of buf[0]
         self.pos = 0  # read position inside buf
         self.nread = 0
+        self.fast = True
+        self.used_fast = False
 
     @property
     def offset(self) -> int:
@@ -81,7 +84,7 @@ class _Stream:
             return
         if self.base + len(self.buf) + short > self.size:
             raise GGUFError(f"truncated: header needs byte {self.offset + n:,} but the file has {self.size:,}")
-        want = max(short, len(self.buf) // 2, FIRST_READ)
+        want = max(short, len(self.buf) // 8, FIRST_READ)
         want = min(want, self.size - self.base - len(self.buf))
         data = self.f.read(want)
         self.nread += len(data)
@@ -114,16 +117,19 @@ class _Stream:
 
     def walk_strings(self, count: int, marks: list[int] | None = None) -> None:
         """Advance over `count` length-prefixed strings, appending each one's buf offset to `marks`."""
+        if self.fast and marks is None:
+            self.used_fast |= count > 0
+            return self._walk_low_byte(count)
         unpack = _U64.unpack_from
         done = 0
-        while done < count:  # hot loop (~80 ns a string): a short buffer raises, grows, resumes
+        while done < count:  # hot loop: a short buffer raises, then it grows and resumes
             buf, off, i = self.buf, self.pos, done
             try:
                 if marks is None:
                     for i in range(done, count):  # noqa: B007 - `i` says where a short buffer stopped
                         off += 8 + unpack(buf, off)[0]
                 else:
-                    for i in range(done, count):  # noqa: B007 - `i` says where a short buffer stopped
+                    for i in range(done, count):  # noqa: B007
                         marks.append(off)
                         off += 8 + unpack(buf, off)[0]
                 i = count
@@ -134,6 +140,36 @@ class _Stream:
             if done < count:
                 self.ensure(8)
         self.ensure(0)  # the last string's bytes
+
+    def _walk_low_byte(self, count: int) -> None:
+        """The fast walk: a length read as its low byte, eight strings per loop turn (~3x faster).
+
+        Exact while every string is shorter than 256 bytes, as in real vocabularies. A longer
+        one derails the walk, the rest of the header then fails to parse, and `read_header`
+        parses again with full 8-byte lengths.
+        """
+        done = 0
+        while done < count:
+            buf, off = self.buf, self.pos
+            groups = max(0, min(count - done, (len(buf) - off) // 263) // 8)  # 8 strings of <= 263 bytes fit
+            for _ in range(groups):
+                off += buf[off] + 8
+                off += buf[off] + 8
+                off += buf[off] + 8
+                off += buf[off] + 8
+                off += buf[off] + 8
+                off += buf[off] + 8
+                off += buf[off] + 8
+                off += buf[off] + 8
+            done += 8 * groups
+            if not groups and done < count:  # near the buffer's end, or the last few strings
+                if off >= len(buf):
+                    self.ensure(8)
+                    continue
+                off += buf[off] + 8
+                done += 1
+            self.pos = off
+        self.ensure(0)
 
 
 def _value(s: _Stream, vtype: int) -> Any:
@@ -186,22 +222,23 @@ def _fingerprint(s: _Stream, count: int, out: dict[str, Any]) -> None:
         return marks[t] if t < head else marks[head + t - tail_start]
 
     hashes = []
+    h = hashlib.sha256()
     with memoryview(s.buf) as buf:  # released before the buffer may grow again
-        out["vocab_hash"] = hashlib.sha256(buf[first:s.pos]).hexdigest()
+        start5 = start_of(min(count, VOCAB_CHECK_START))
         if count > VOCAB_CHECK_START:
-            h = hashlib.sha256()
-            prev = start_of(VOCAB_CHECK_START)
+            prev = start5
             for m in range(tail_from, count + 1):
                 end = start_of(m)
                 h.update(buf[prev:end])
                 prev = end
                 hashes.append(h.copy().hexdigest()[:TAIL_HASH_CHARS])
+        out["vocab_hash"] = hashlib.sha256(bytes(buf[first:start5]) + h.digest()).hexdigest()
     out["vocab_size"] = count
     out["vocab_check_from"] = tail_from
     out["vocab_tail_hashes"] = "".join(hashes)
 
 
-def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
+def read_header(path: str | os.PathLike[str], fast: bool = True) -> dict[str, Any]:
     """Parse a GGUF file's header. Raises GGUFError with a one-line reason for anything unreadable.
 
     Returns: version, kv (scalars and short arrays), array_lengths, tensor_count, param_count,
@@ -212,7 +249,14 @@ def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         with open(path, "rb", buffering=0) as f:
             size = os.fstat(f.fileno()).st_size
-            return _parse(_Stream(f, size))  # type: ignore[arg-type]
+            stream = _Stream(f, size)  # type: ignore[arg-type]
+            stream.fast = fast
+            try:
+                return _parse(stream)
+            except GGUFError:
+                if not stream.used_fast:
+                    raise
+        return read_header(path, fast=False)  # a string of 256+ bytes may have derailed the fast walk
     except OSError as e:
         raise GGUFError(f"unreadable: {e.strerror or e}") from None
 
