@@ -94,6 +94,11 @@ def research_report(cfg: Config, events: list[dict[str, Any]]) -> dict[str, Any]
             "bytes": st.st_size, "last_change_in_session": last.get("ts") if last else None}
 
 
+def _line(v: object, limit: int = 300) -> str:
+    """One line of at most `limit` characters (multi-line errors would break the Markdown list)."""
+    return " ".join(str(v or "").split())[:limit]
+
+
 def summarize(cfg: Config, session: str, trigger: str = "manual") -> dict[str, Any]:
     """Every section of the dump as data."""
     from .hooks.state import load as load_state
@@ -103,7 +108,7 @@ def summarize(cfg: Config, session: str, trigger: str = "manual") -> dict[str, A
              for ev in events if ev.get("cat") == "TASK_END"]
     opened = open_tasks(events)
     todos = _todos(events)
-    errors = [{"ts": ev.get("ts"), "msg": str(ev.get("msg", ""))[:300], "details": str(ev.get("details", ""))[:300]}
+    errors = [{"ts": ev.get("ts"), "msg": _line(ev.get("msg")), "details": _line(ev.get("details"))}
               for ev in events if ev.get("level") == "ERROR"][-10:]
     files: dict[str, dict[str, Any]] = {}
     for ev in events:
@@ -145,7 +150,7 @@ def next_steps(d: dict[str, Any]) -> list[str]:
     for cmd in d["retry_blocked"]:
         steps.append(f"Diagnose why `{cmd[:120]}` keeps failing before running it again (retry limit reached)")
     if d.get("loop_findings"):
-        steps.append("Break the loop(s) found above: change approach rather than repeating")
+        steps.append("Break the loops listed under Loop findings: change the approach, do not repeat")
     rep = d["research_report"]
     ran_models = bool(d["models_in_use"])
     if ran_models and (rep is None or not rep.get("last_change_in_session")):
