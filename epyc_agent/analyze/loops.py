@@ -44,16 +44,18 @@ Ref = tuple[bytes, str, int]  # ts, file, line
 _minute_cache: dict[bytes, int] = {}
 
 
+def _minute(ts: bytes) -> int:
+    t = ts[:16].decode()
+    base = calendar.timegm((int(t[:4]), int(t[5:7]), int(t[8:10]), int(t[11:13]), int(t[14:16]), 0))
+    if len(_minute_cache) > 100_000:
+        _minute_cache.clear()
+    _minute_cache[ts[:16]] = base
+    return base
+
+
 def seconds(ts: bytes) -> float:
     """Epoch seconds of a UTC sort key (`YYYY-MM-DDTHH:MM:SS.ffffffZ`)."""
-    base = _minute_cache.get(ts[:16])
-    if base is None:
-        t = ts[:16].decode()
-        base = calendar.timegm((int(t[:4]), int(t[5:7]), int(t[8:10]), int(t[11:13]), int(t[14:16]), 0))
-        if len(_minute_cache) > 100_000:
-            _minute_cache.clear()
-        _minute_cache[ts[:16]] = base
-    return base + float(ts[17:26])
+    return (_minute_cache.get(ts[:16]) or _minute(ts)) + float(ts[17:26])
 
 
 class _Run:
@@ -189,7 +191,8 @@ class Stream:
         if len(p) > 2:
             del p[0]
         # burst: more than N commands in the sliding window
-        t = seconds(ref[0])
+        tsb = ref[0]
+        t = (_minute_cache.get(tsb[:16]) or _minute(tsb)) + float(tsb[17:26])  # seconds(), inlined
         w = self.window
         w.append((t, ref))
         horizon = t - self.window_s
@@ -245,14 +248,14 @@ def _loops_part(path: str, q: Query, th: dict[str, Any]) -> tuple[list[dict[str,
     st = ReadStats()
     out: list[dict[str, Any]] = []
     streams: dict[tuple[bytes, bytes], Stream] = {}
+    keep, get = q.keep, streams.get
     for items in scan_shard(path, st, q.prefilter()):
         for it in items:
-            if not q.keep(it):
+            if not keep(it):
                 continue
-            key = (it[SES], it[AGENT])
-            s = streams.get(key)
+            s = get((it[SES], it[AGENT]))
             if s is None:
-                s = streams[key] = Stream(it[SES], it[AGENT], th, out)
+                s = streams[(it[SES], it[AGENT])] = Stream(it[SES], it[AGENT], th, out)
             if it[CAT] == b"CMD_RESULT":
                 s.command(it)
             else:
