@@ -44,9 +44,11 @@ def check_draft(target: Entry, draft: Entry, registry: Registry | None = None) -
     quirks_d = registry.for_entry(draft) if registry else {}
     if quirks_d.get("no_draft"):
         return False, f"draft {draft['id']}: {quirks_d['no_draft']} (model registry)"
-    for key, label in (("tokenizer_model", "tokenizer model"), ("tokenizer_pre", "pre-tokenizer")):
-        if target.get(key) != draft.get(key):
-            return False, f"{label} differs: target {target.get(key)!r}, draft {draft.get(key)!r}"
+    for key, label, default in (("tokenizer_model", "tokenizer model", None),
+                                ("tokenizer_pre", "pre-tokenizer", "default")):  # llama.cpp's default pre
+        t_val, d_val = target.get(key) or default, draft.get(key) or default
+        if t_val != d_val:
+            return False, f"{label} differs: target {t_val!r}, draft {d_val!r}"
     nt, nd = int(target["vocab_size"]), int(draft["vocab_size"])
     if abs(nt - nd) > VOCAB_MAX_DIFF:
         return False, (f"vocabulary sizes differ by {abs(nt - nd):,} ({nt:,} vs {nd:,}); "
