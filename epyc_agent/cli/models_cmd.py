@@ -130,11 +130,13 @@ def models_show(ctx: click.Context, model: str, as_json: bool) -> int:
 @click.pass_context
 def models_untested(ctx: click.Context, as_json: bool) -> int:
     """Runnable models with no test recorded (the lab's rule: test these first)."""
+    from ..models.inventory import load_or_scan
     from ..models.registry import load_registry
     from ..models.tested import suggested_track, untested
 
     cfg = obj(ctx).config
-    todo = untested(cfg)
+    inv = load_or_scan(cfg)
+    todo = untested(cfg, inv)
     reg = load_registry(cfg)
     rows = []
     for e in todo:
@@ -147,8 +149,10 @@ def models_untested(ctx: click.Context, as_json: bool) -> int:
     elif rows:
         echo(table([(r["id"], r["arch"], _size(r["size_bytes"]), r["command"] or "(no speculative track applies)")
                     for r in rows], ["model", "arch", "size", "suggested"]))
-    else:
+    elif inv.runnable():
         echo("every model in the inventory has been tested")
+    else:
+        echo("no runnable model in the inventory (try `epyc-agent models fetch-default`, then `models scan`)")
     return EXIT_OK
 
 
