@@ -145,3 +145,19 @@ def test_cli_unknown_model_is_one_line(tree: Path) -> None:
     r = run_cli("models", "show", "nope")
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and "no model 'nope'" in r.stderr and "models scan" in r.stderr
+
+
+def test_hub_cache_and_lmstudio_folders(root: Path) -> None:
+    """A hub-cache snapshot is named org/name; LM Studio's folder is scanned too; blobs are skipped."""
+    snap = root / "hf" / "models--Qwen--Qwen2.5-0.5B" / "snapshots" / "abc123"
+    snap.mkdir(parents=True)
+    (snap / "config.json").write_text(json.dumps({"model_type": "qwen2", "eos_token_id": [151643, 151645]}))
+    blobs = root / "hf" / "models--Qwen--Qwen2.5-0.5B" / "blobs"
+    blobs.mkdir()
+    write_gguf(blobs / "deadbeef.gguf")
+    lm = root / "lmstudio" / "models" / "pub"
+    lm.mkdir(parents=True)
+    write_gguf(lm / "lm.gguf")
+    m = _by_id(scan(load_config()))
+    assert sorted(m) == ["Qwen/Qwen2.5-0.5B", "lm"]
+    assert m["Qwen/Qwen2.5-0.5B"]["kind"] == "hf_source" and m["Qwen/Qwen2.5-0.5B"]["eos_id"] == 151643

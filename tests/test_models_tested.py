@@ -68,3 +68,19 @@ def test_session_start_without_model_folders() -> None:
     """No model folder yet: no untested-model actions and no error line."""
     r = run_cli("session", "start")
     assert r.returncode == 0 and "untested" not in r.stdout and "could not evaluate" not in r.stdout
+
+
+def test_priority_lines_are_capped(root: Path) -> None:
+    """Twelve untested models: ten action lines and a count, but twelve OBSERVE events."""
+    from epyc_agent.events.writer import AuditLog
+    from epyc_agent.models.tested import priority_untested
+
+    (root / "models").mkdir()
+    for i in range(12):
+        write_gguf(root / "models" / f"m{i:02d}.gguf")
+    cfg = load_config()
+    with AuditLog(cfg.log_dir, "ses_t", "t") as log:
+        lines = priority_untested(cfg, log)
+    assert len(lines) == 11 and lines[-1] == "... and 2 more untested models: epyc-agent models untested"
+    events = (Path(cfg.log_dir) / "agent_audit-t.log").read_text().splitlines()
+    assert len([e for e in events if '"untested model"' in e]) == 12
