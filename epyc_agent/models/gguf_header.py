@@ -62,7 +62,8 @@ def constants() -> Any:
 
 
 class _Stream:
-    """Bytes [base, base+len(buf)) of the file in memory; grows by doubling, skips by seeking."""
+    """Bytes [base, base+len(buf)) of the file in memory, read with plain read() calls in growing
+    chunks; a fixed-size array reaching past the buffer is skipped with a seek, not read."""
 
     def __init__(self, f: BinaryIO, size: int) -> None:
         self.f, self.size = f, size
