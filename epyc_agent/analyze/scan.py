@@ -8,9 +8,11 @@ tail, so one regex recognises them and yields the head fields; a full JSON parse
 (`event(item)`) happens only for the few items a mode looks into. Every other
 line goes through the Foundation reader's `parse_line` (legacy formats,
 upgrades) and is counted there as legacy or corrupt, exactly like `read_records`.
+A line with our exact head and tail is trusted without a full parse: the writer
+appends each line whole, with one write.
 
-`map_shards` runs a per-shard function in two forked processes when the log is
-large: modes that need no global order (counts, loops per session) use it.
+`map_shards` runs a per-shard function in forked worker processes when the log
+is large: modes that need no global order (counts, loops per session) use it.
 """
 
 from __future__ import annotations
