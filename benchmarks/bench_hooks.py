@@ -81,6 +81,7 @@ def main(argv: list[str]) -> int:
                        capture_output=True)
         cases = {
             "python -c pass (startup floor)": ([sys.executable, "-c", "pass"], b""),
+            "python -c 'import json' (floor + stdlib json)": ([sys.executable, "-c", "import json"], b""),
             "PreToolUse Bash `git status` (fast path)": (hook, bash(root, "git status")),
             "PreToolUse Bash `pytest -q 2>&1 | tail -5` (fast path)": (hook, bash(root, "pytest -q 2>&1 | tail -5")),
             "PreToolUse Bash `cp a.gguf models/` (full parse)": (hook, bash(root, "cp a.gguf models/ && ls models")),
