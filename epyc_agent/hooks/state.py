@@ -9,7 +9,6 @@ atomically, so a reader never sees half a file.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 
@@ -42,6 +41,8 @@ def load(log_dir: str, session: str) -> dict[str, Any]:
 
 def update(log_dir: str, session: str, change: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
     """Apply `change` (returns True if it changed anything) under the lock; write if changed."""
+    import fcntl  # only writers lock; PreToolUse just reads
+
     path = state_path(log_dir, session)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
