@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import re
 from datetime import UTC, datetime, timedelta
-from operator import methodcaller
 from typing import Any
 
 import orjson
@@ -57,9 +56,6 @@ def _json_text(s: str) -> bytes:
     return orjson.dumps(s)[1:-1]
 
 
-_is_v1 = methodcaller("endswith", V1_TAIL)
-
-
 class Query:
     """What to read: optional since/until keys, agent, session, levels, and categories."""
 
@@ -100,14 +96,13 @@ class Query:
         containing every mark. A cheap superset of `keep`; None means all lines."""
         if not self.marks:
             return None
-        ok = [not v for v in map(_is_v1, lines)]
-        hit: list[Any] = [True] * len(lines)
+        hit: Any = None  # per line: matches every group so far
         for group in self.marks:
-            any_hit = [s is not None for s in map(group[0].search, lines)]
+            any_hit: Any = list(map(group[0].search, lines))
             for rx in group[1:]:
-                any_hit = [a or s is not None for a, s in zip(any_hit, map(rx.search, lines), strict=False)]
-            hit = [h and a for h, a in zip(hit, any_hit, strict=False)]
-        return [j for j, (o, h) in enumerate(zip(ok, hit, strict=False)) if o or h]
+                any_hit = [a or b for a, b in zip(any_hit, map(rx.search, lines), strict=True)]
+            hit = any_hit if hit is None else [h and a for h, a in zip(hit, any_hit, strict=True)]
+        return [j for j, (h, ln) in enumerate(zip(hit, lines, strict=True)) if h or not ln.endswith(V1_TAIL)]
 
     def keep(self, it: Item) -> bool:
         """The exact test on a parsed item."""
