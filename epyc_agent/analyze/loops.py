@@ -41,21 +41,21 @@ REVERT_ACTIONS = frozenset({"revert", "undo", "restore", "reset", "rollback", "c
 
 Ref = tuple[bytes, str, int]  # ts, file, line
 
-_minute_cache: dict[bytes, int] = {}
+_hour_cache: dict[bytes, int] = {}
 
 
-def _minute(ts: bytes) -> int:
-    t = ts[:16].decode()
-    base = calendar.timegm((int(t[:4]), int(t[5:7]), int(t[8:10]), int(t[11:13]), int(t[14:16]), 0))
-    if len(_minute_cache) > 100_000:
-        _minute_cache.clear()
-    _minute_cache[ts[:16]] = base
+def _hour(ts: bytes) -> int:
+    t = ts[:13].decode()
+    base = calendar.timegm((int(t[:4]), int(t[5:7]), int(t[8:10]), int(t[11:13]), 0, 0))
+    if len(_hour_cache) > 100_000:
+        _hour_cache.clear()
+    _hour_cache[ts[:13]] = base
     return base
 
 
 def seconds(ts: bytes) -> float:
     """Epoch seconds of a UTC sort key (`YYYY-MM-DDTHH:MM:SS.ffffffZ`)."""
-    return (_minute_cache.get(ts[:16]) or _minute(ts)) + float(ts[17:26])
+    return (_hour_cache.get(ts[:13]) or _hour(ts)) + int(ts[14:16]) * 60 + float(ts[17:26])
 
 
 class _Run:
@@ -192,7 +192,7 @@ class Stream:
             del p[0]
         # burst: more than N commands in the sliding window
         tsb = ref[0]
-        t = (_minute_cache.get(tsb[:16]) or _minute(tsb)) + float(tsb[17:26])  # seconds(), inlined
+        t = (_hour_cache.get(tsb[:13]) or _hour(tsb)) + int(tsb[14:16]) * 60 + float(tsb[17:26])  # seconds()
         w = self.window
         w.append((t, ref))
         horizon = t - self.window_s
