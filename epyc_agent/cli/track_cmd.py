@@ -83,11 +83,9 @@ def _progress(as_json: bool) -> Any:
 
 
 def _run(ctx: click.Context, request: Any, as_json: bool) -> int:
-    """Through the roles pipeline (preflight, models, safety gate, analysis, record) when present."""
-    try:
-        from ..roles.pipeline import run
-    except ImportError:
-        from ..tracks.pipeline import run
+    """Through the roles pipeline (preflight, models, safety gate, analysis, record): never around it,
+    so a broken gate fails loudly instead of being skipped."""
+    from ..roles.pipeline import run
 
     cfg = obj(ctx).config
 
@@ -113,6 +111,9 @@ def _run(ctx: click.Context, request: Any, as_json: bool) -> int:
         for d in s["divergences"]:
             echo(f"{s['config']}: prompt {d['prompt_id']} diverges at token {d['index']} "
                  f"(baseline top-2 margin {d['margin']})")
+    analysis = result.extra.get("analysis")
+    if analysis:
+        echo(f"verdict: {analysis['verdict']} ({analysis['reason']})")
     echo(f"run dir: {run_dir}")
     echo(f"report:  {report}")
     return 0
