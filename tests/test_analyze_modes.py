@@ -198,3 +198,29 @@ def test_human_output_plain_when_not_a_tty(log_dir: Path) -> None:
 
     assert "\x1b[" in on_tty({"TERM": "xterm"})
     assert "\x1b[" not in on_tty({"NO_COLOR": "1", "TERM": "xterm"})
+
+
+def test_worker_processes_give_the_same_answers(log_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large logs are scanned in forked workers; the results equal the in-process scan."""
+    from epyc_agent.analyze import loops, scan
+
+    build(log_dir)
+    d = str(log_dir)
+
+    def everything() -> list[object]:
+        return [aggregate.summary(d, Query()), aggregate.sessions(d, Query(agent="a")),
+                aggregate.commands(d, Query()), aggregate.files(d, Query()), listing.errors(d, Query()),
+                listing.session(d, Query(session="s1")), loops.find_loops(d, Query(), loops.thresholds(repeat=2))]
+
+    serial = everything()
+    monkeypatch.setattr(scan, "PARALLEL_BYTES", 0)
+    calls: list[int] = []
+    real_pool = __import__("multiprocessing").get_context("fork").Pool
+
+    def counting_pool(n: int) -> object:
+        calls.append(n)
+        return real_pool(n)
+
+    monkeypatch.setattr("multiprocessing.context.ForkContext.Pool", lambda self, n: counting_pool(n))
+    assert everything() == serial
+    assert calls == [3] * 7  # one worker per shard
