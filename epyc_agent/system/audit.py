@@ -74,10 +74,13 @@ def collect() -> dict[str, Any]:
     mem = probe.meminfo() or {}
     nodes = probe.numa_nodes()
     sockets = lsc.get("Socket(s)") if lsc else None
+    per_socket = lsc.get("Core(s) per socket") if lsc else None
+    cores = cpu.get("cores") or (int(per_socket) * int(sockets) if per_socket and sockets
+                                 and per_socket.isdigit() and sockets.isdigit() else None)
     return {
         "cpu": {
             "model": cpu.get("model") or (lsc or {}).get("Model name"),
-            "cores": cpu.get("cores"),
+            "cores": cores,
             "threads": cpu.get("threads"),
             "sockets": int(sockets) if sockets and sockets.isdigit() else None,
             "isa": sorted(f for f in flags if f.startswith(ISA_PREFIXES)),

@@ -34,7 +34,8 @@ def sample(cfg: Config) -> list[dict[str, Any]]:
         except OSError as e:
             out.append({"label": label, "path": path, "level": "UNKNOWN", "error": e.strerror or str(e)})
             continue
-        if dev in seen:
+        if dev in seen:  # `/` on the root's filesystem: one reading, both names
+            out[-1]["label"] = f"{out[-1]['label']} (and /)"
             continue
         seen.add(dev)
         free_gb = u.free / GB
