@@ -44,20 +44,24 @@ def test_follow_real_process(log_dir: Path) -> None:
     """New lines are printed as they arrive; partial lines wait; new and rotated shards are read; SIGTERM exits 0."""
     b = LogBuilder(log_dir)
     b.event("a", "s", "OBSERVE", "old", 0)
+    shard = log_dir / "agent_audit-a.log"
+    zero = line("a", "zero", 0.5)
+    with open(shard, "ab") as f:
+        f.write(zero[:30])  # being written when the follower starts
     p = subprocess.Popen([str(BIN), "log", "tail", "--follow", "--json", "-n", "1"], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE)
     try:
         assert [e["msg"] for e in read_events(p, 1)] == ["old"]
         assert p.stderr is not None and b"following 1 shard(s)" in p.stderr.readline()
-        shard = log_dir / "agent_audit-a.log"
         full, half = line("a", "one", 1), line("a", "two", 2)
         with open(shard, "ab") as f:
-            f.write(full + half[:40])
+            f.write(zero[30:] + full + half[:40])
             f.flush()
-            assert [(e["msg"], e["where"]) for e in read_events(p, 1)] == [("one", f"{shard}:2")]
+            assert [(e["msg"], e["where"]) for e in read_events(p, 2)] == [("zero", f"{shard}:2"),
+                                                                           ("one", f"{shard}:3")]
             time.sleep(0.3)
             f.write(half[40:])
-        assert [(e["msg"], e["where"]) for e in read_events(p, 1)] == [("two", f"{shard}:3")]
+        assert [(e["msg"], e["where"]) for e in read_events(p, 1)] == [("two", f"{shard}:4")]
         (log_dir / "agent_audit-b.log").write_bytes(b"[2026-01-10T01:00:03+01:00] TASK_END: legacy in a new shard\n")
         assert [(e["msg"], e["agent"]) for e in read_events(p, 1)] == [("legacy in a new shard", "b")]
         with open(shard, "ab") as f:  # written just before rotation: still read from the old file
@@ -65,7 +69,7 @@ def test_follow_real_process(log_dir: Path) -> None:
         shard.rename(log_dir / "agent_audit-a.log.1")
         shard.write_bytes(line("a", "first after rotation", 5))
         got = read_events(p, 2)
-        assert [(e["msg"], e["where"]) for e in got] == [("last before rotation", f"{shard}:4"),
+        assert [(e["msg"], e["where"]) for e in got] == [("last before rotation", f"{shard}:5"),
                                                          ("first after rotation", f"{shard}:1")]
     finally:
         p.send_signal(signal.SIGTERM)

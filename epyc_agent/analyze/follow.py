@@ -34,9 +34,9 @@ class _Shard:
         self.partial = b""
         self.lines = 0
         if self._open() and at_end:
-            size = os.fstat(self.fd).st_size  # type: ignore[arg-type]
-            self.lines = self._count_lines(size)
-            self.offset = size
+            end = self._last_line_end(os.fstat(self.fd).st_size)  # type: ignore[arg-type]
+            self.lines = self._count_lines(end)
+            self.offset = end  # a line still being written is read once it is complete
 
     def _open(self) -> bool:
         try:
@@ -46,6 +46,17 @@ class _Shard:
             return False
         self.ino, self.offset, self.partial, self.lines = os.fstat(self.fd).st_ino, 0, b"", 0
         return True
+
+    def _last_line_end(self, size: int) -> int:
+        """The offset just after the last newline at or before `size` (0 if none)."""
+        pos = size
+        while pos > 0:
+            start = max(0, pos - READ_BYTES)
+            cut = os.pread(self.fd, pos - start, start).rfind(b"\n")  # type: ignore[arg-type]
+            if cut >= 0:
+                return start + cut + 1
+            pos = start
+        return 0
 
     def _count_lines(self, end: int) -> int:
         n = pos = 0
