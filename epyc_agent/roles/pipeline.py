@@ -133,9 +133,9 @@ def run(cfg: Config, request: RunRequest, progress: Callable[[RunPlan], Any] | N
     model, model_err = _resolve(cfg, request.model, "target")
     draft, draft_err = _resolve(cfg, request.draft, "draft")
     mem = probe.meminfo() or {}
-    step.verdict(policies.sysadmin_preflight(checks, (_size(model) + _size(draft)) or None,
-                                             mem.get("MemAvailable")),
-                 hint="fix the failing checks (`epyc-agent system health --profile batch`)")
+    pre = policies.sysadmin_preflight(checks, (_size(model) + _size(draft)) or None, mem.get("MemAvailable"))
+    step.verdict(pre, hint="fix the failing checks (`epyc-agent system health --profile batch`)"
+                 if pre.reason.startswith("health") else "free RAM or choose a smaller model")
     step.end("success")
 
     # 2. model-engineer: present, allowed for the method, draft compatible; then the plan
