@@ -131,3 +131,23 @@ def test_track_run_end_to_end_through_roles(root: Path, default_model: Path) -> 
     assert [e["run_id"] for e in pipeline.earlier_runs(cfg, same)] == [run_dir.name]
     other = prepare_run(cfg, _request(str(default_model), max_tokens=9))
     assert pipeline.earlier_runs(cfg, other) == []
+
+
+def test_real_failures_exhaust_retry_budget_until_a_decision(root: Path, default_model: Path) -> None:
+    """Three real failed runs (context too small) of one configuration: the 4th is refused by the
+    safety-reviewer before anything loads; after `log decision` the next attempt runs again."""
+    args = ("track", "run", "8", "-m", str(default_model), "--prompts", "1", "--reps", "1", "--max-tokens", "4",
+            "--n-ctx", "8")
+    for _ in range(3):
+        r = run_cli(*args)
+        assert r.returncode == 2 and "context tokens > n_ctx 8" in r.stderr, r.stderr
+    fails = [e for e in _shard(root, "benchmark-analyst") if e["cat"] == "TASK_END"]
+    assert [e["data"]["outcome"] for e in fails] == ["failure"] * 3
+    assert len({e["data"]["config_key"] for e in fails}) == 1
+    r = run_cli(*args)
+    assert r.returncode == 2
+    assert r.stderr.startswith("epyc-agent: refused by safety-reviewer: this configuration failed 3 times")
+    assert len([e for e in _shard(root, "benchmark-analyst") if e["cat"] == "TASK_END"]) == 3  # not run
+    assert run_cli("log", "decision", "n_ctx 8 cannot hold the prompt", "use --n-ctx 4096").returncode == 0
+    r = run_cli(*args)
+    assert r.returncode == 2 and "context tokens > n_ctx 8" in r.stderr, r.stderr

@@ -155,8 +155,6 @@ def run(cfg: Config, request: RunRequest, progress: Callable[[RunPlan], Any] | N
     except EpycAgentError as e:
         step.verdict(Verdict("model-engineer", False, e.render()))
     step.end("success", {"run_id": plan.run_id, "configs": len(plan.configs)})
-    if on_plan:
-        on_plan(plan)
 
     # 3. safety-reviewer: output paths under the root, retry budget, rollback plans
     key = policies.config_key(plan)
@@ -168,6 +166,8 @@ def run(cfg: Config, request: RunRequest, progress: Callable[[RunPlan], Any] | N
         policies.rollback_plan(host_changes),
     ]))
     step.end("success")
+    if on_plan:  # announced only once every gate has passed
+        on_plan(plan)
 
     # 4. benchmark-analyst: execute, CV flags, repetitions, earlier runs of the same configuration
     step = _Step(cfg, session, "benchmark-analyst", "benchmark", f"run {plan.run_id}; config {key}")
