@@ -98,3 +98,19 @@ def test_track_8_through_the_real_tools(default_model: Path, root: Path) -> None
     assert isinstance(method["acceptance_rate"], float) and method["speedup"] > 0
     rec = [json.loads(x) for x in (Path(out["run_dir"]) / "output.jsonl").read_text().splitlines()]
     assert [x["config"] for x in rec] == ["baseline", "default"] and all(x["text"] for x in rec)
+
+
+@needs_tools
+@pytest.mark.slow
+def test_track_2_override_kv_through_llama_completion(tmp_path: Path) -> None:
+    """Track 2 through llama-completion `--override-kv llama.expert_used_count=int:N` on a tiny real MoE."""
+    from tiny_moe import write_tiny_moe
+
+    moe = write_tiny_moe(tmp_path / "tiny-moe.gguf")
+    r = run_cli("track", "run", "2", "-m", str(moe), "--workload", "open_ended", "--prompts", "1", "--reps", "1",
+                "--max-tokens", "64", "--param", "expert_used_count=1", "--json",
+                env={"EPYC_AGENT_LLAMA_CPP_BIN": str(BIN)}, timeout=600)
+    assert r.returncode == 0, r.stderr
+    base, one = json.loads(r.stdout)["summary"]
+    assert one["config"] == "expert_used_count=1" and base["decode_tps"]["median"] > 0 < one["decode_tps"]["median"]
+    assert one["identical_outputs"] == 0  # one expert instead of four changes the text

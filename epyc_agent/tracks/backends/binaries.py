@@ -191,6 +191,19 @@ def run_tool(argv: list[str]) -> tuple[str, str, float, float]:
     return stdout, stderr, wall, usage.ru_maxrss / 1024.0
 
 
+def _measured(argv: list[str], parse: Any, attempts: int = 5) -> tuple[str, float, float, dict[str, Any]]:
+    """Run a tool until its report has figures (at most `attempts` times). llama.cpp's asynchronous
+    logger can lose the last lines, perf report included, when a process exits within milliseconds
+    (seen with tiny models); a run without figures is repeated, never filled in."""
+    for _ in range(attempts):
+        stdout, stderr, wall, rss = run_tool(argv)
+        figures = parse(stdout + "\n" + stderr)
+        if "decode_tps" in figures:
+            return stdout, wall, rss, figures
+    raise EpycAgentError(f"{os.path.basename(argv[0])}: no t/s figures in its output ({attempts} runs)",
+                         hint="the build's report format may have changed; run the command by hand")
+
+
 def _generated_text(stdout: str, prompt: str) -> str:
     """What the tool printed after echoing the prompt (its perf report goes to stderr)."""
     i = stdout.find(prompt)
@@ -251,11 +264,7 @@ def generations(plan: RunPlan, tick: Tick) -> Iterator[Record]:
         tick(f"{cfg['label']} warm-up")
         for rep in range(req.reps):
             for p in plan.workload.prompts:
-                stdout, stderr, wall, rss = run_tool(argv_for(p["text"]))
-                figures = parse(stdout + "\n" + stderr)
-                if "decode_tps" not in figures:
-                    raise EpycAgentError(f"{os.path.basename(argv_for('')[0])}: no t/s figures in its output",
-                                         hint="the build's report format changed; see its stderr")
+                stdout, wall, rss, figures = _measured(argv_for(p["text"]), parse)
                 tick(f"{cfg['label']} rep {rep + 1}")
                 yield _record(cfg, kind, p["id"], rep, figures, _generated_text(stdout, p["text"]), wall, rss)
 
