@@ -121,3 +121,34 @@ def test_unknown_profile_is_usage_error() -> None:
     r = run_cli("system", "health", "--profile", "nightly")
     assert r.returncode == 2 and "nightly" in r.stderr
     assert os.environ["EPYC_AGENT_ROOT"]
+
+
+@pytest.mark.parametrize(("cmdline", "heavy"), [
+    (["/opt/llama.cpp/bin/llama-server", "-m", "x.gguf"], True),
+    (["/venv/bin/epyc-agent", "track", "run", "8", "-m", "x"], True),
+    (["/venv/bin/python", "/venv/bin/epyc-agent", "--root", "/r", "track", "rerun", "id"], True),
+    (["/venv/bin/epyc-agent", "track", "list"], False),
+    (["/venv/bin/epyc-agent", "--root", "track", "session", "run"], False),
+    (["/venv/bin/python", "-c", "pass", "epyc-agent", "track", "run"], False),
+    (["bash", "-c", "llama-bench -m x; epyc-agent track run 8"], False),
+    (["grep", "llama-server"], False),
+])
+def test_heavy_process_by_argv_positions(cmdline: list[str], heavy: bool) -> None:
+    """llama.cpp tools and other `track run`s are found by program and argv position, not substrings."""
+    prog = health.program_name(cmdline, "x")
+    assert health.is_heavy(cmdline, prog, set(health.HEAVY_PROGRAMS)) is heavy
+
+
+def test_other_track_run_is_counted(tmp_path: Path) -> None:
+    """A real process running as `epyc-agent track run` (a script named so) is another heavy process."""
+    fake = tmp_path / "epyc-agent"
+    fake.write_text(f"#!{sys.executable}\nimport time\ntime.sleep(60)\n")
+    fake.chmod(0o755)
+    other = _spawn([str(fake), "track", "run", "8"])
+    try:
+        time.sleep(0.3)
+        found = {p["pid"]: p["program"] for p in health.heavy_processes()}
+    finally:
+        other.kill()
+        other.wait()
+    assert found.get(other.pid) == "epyc-agent"

@@ -194,12 +194,35 @@ def own_lineage() -> set[int]:
 
 
 def program_name(cmdline: list[str], name: str) -> str:
-    """A process's program: the base name of argv[0], else the kernel's name for it."""
-    return os.path.basename(cmdline[0]) if cmdline and cmdline[0] else name
+    """A process's program: the base name of argv[0], else the kernel's name for it. A script run by
+    its interpreter (`python /x/epyc-agent track run`) is named by the script."""
+    if not cmdline or not cmdline[0]:
+        return name
+    prog = os.path.basename(cmdline[0])
+    if prog.startswith("python") and len(cmdline) > 1 and not cmdline[1].startswith("-"):
+        return os.path.basename(cmdline[1])
+    return prog
+
+
+def is_heavy(cmdline: list[str], prog: str, programs: set[str]) -> bool:
+    """A llama.cpp tool by name, or another `epyc-agent track run|rerun` (in-process inference):
+    decided on argv positions, never on a substring of the whole command line."""
+    if prog in programs:
+        return True
+    if prog != "epyc-agent":
+        return False
+    args = iter(cmdline[1 if os.path.basename(cmdline[0]) == prog else 2:])
+    words = []
+    for w in args:
+        if w in ("--config", "--root"):  # the global options that take a value
+            next(args, None)
+        elif not w.startswith("-"):
+            words.append(w)
+    return words[:2] in (["track", "run"], ["track", "rerun"])
 
 
 def heavy_processes(programs: Iterable[str] = HEAVY_PROGRAMS) -> list[dict[str, Any]]:
-    """Other running processes whose program is one of `programs` (exact name, not substring)."""
+    """Other running llama.cpp tools (exact program name) and `epyc-agent track run`s."""
     import psutil
 
     wanted, skip = set(programs), own_lineage()
@@ -208,8 +231,9 @@ def heavy_processes(programs: Iterable[str] = HEAVY_PROGRAMS) -> list[dict[str, 
         info = p.info
         if info["pid"] in skip:
             continue
-        prog = program_name(info.get("cmdline") or [], info.get("name") or "")
-        if prog in wanted:
+        cmdline = info.get("cmdline") or []
+        prog = program_name(cmdline, info.get("name") or "")
+        if is_heavy(cmdline, prog, wanted):
             found.append({"pid": info["pid"], "program": prog,
                           "cmdline": " ".join(info.get("cmdline") or [])[:200]})
     return found
