@@ -44,6 +44,7 @@ def rerun_request(cfg: Config, run_id: str) -> RunRequest:
     if conf.get("draft"):
         req.draft = conf["draft"]["path"]
     req.threads = conf.get("threads") or req.threads
+    req.backend = conf.get("backend", {}).get("backend", req.backend)  # not "auto": the same backend again
     wl = load_workload(req.workload).head(req.prompts)
     if wl.sha256 != conf["workload"]["sha256"]:
         raise EpycAgentError(f"workload {wl.name} changed since run {conf['run_id']} "
