@@ -5,14 +5,14 @@
 - any other existing file: a backup copy under `<root>/backups/edits/<session>/` and `cp` back.
 Files over MAX_BACKUP_BYTES are not copied; the plan says so.
 
-git runs via `os.posix_spawn` (importing subprocess would cost the hook ~15 ms).
+git runs via `os.posix_spawn` and files are copied by hand: importing subprocess or
+shutil (which pulls in zlib, bz2 and lzma) would cost the hook several ms per edit.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
-import shutil
 import time
 
 TYPE_CHECKING = False
@@ -33,9 +33,27 @@ def _repo_of(path: str) -> str | None:
         d = parent
 
 
+def _which(name: str) -> str | None:
+    for d in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        p = os.path.join(d or ".", name)
+        if os.path.isfile(p) and os.access(p, os.X_OK):
+            return p
+    return None
+
+
+def _copy(src: str, dst: str) -> None:
+    """Contents, mode and times (what shutil.copy2 keeps that matters for an undo)."""
+    with open(src, "rb") as f, open(dst, "wb") as g:
+        while chunk := f.read(1 << 20):
+            g.write(chunk)
+    st = os.stat(src)
+    os.chmod(dst, st.st_mode & 0o7777)
+    os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
 def git_clean(repo: str, path: str) -> bool:
     """True if `path` is tracked and unmodified (`git status --porcelain` prints nothing, exit 0)."""
-    git = shutil.which("git")
+    git = _which("git")
     if git is None:
         return False
     r, w = os.pipe()
@@ -75,5 +93,5 @@ def plan(cfg: Config, session: str, path: str, tool: str) -> tuple[str, str]:
     os.makedirs(folder, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{time.time_ns() % 1_000_000:06d}"
     backup = os.path.join(folder, f"{stamp}-{os.path.basename(path)}")
-    shutil.copy2(path, backup)
+    _copy(path, backup)
     return "edit", f"cp {shlex.quote(backup)} {q}"
