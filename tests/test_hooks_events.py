@@ -288,12 +288,22 @@ def test_project_dir_allowlist(tmp_path: Path) -> None:
     assert out["hookSpecificOutput"]["permissionDecision"] == "deny"
 
 
-def test_hook_stays_lean(tmp_path: Path) -> None:
-    """The fast path never imports click, structlog, orjson, yaml, pathlib, typing, subprocess or bashlex."""
-    probe = ("import sys, io, json; sys.stdin = io.TextIOWrapper(io.BytesIO(json.dumps({!r}).encode())); "
+HEAVY = ("click", "structlog", "orjson", "yaml", "pathlib", "typing", "subprocess", "shutil", "socket",
+         "dataclasses", "bashlex")
+
+
+@pytest.mark.parametrize("kind", ["bash", "write", "post"])
+def test_hook_stays_lean(tmp_path: Path, root: Path, kind: str) -> None:
+    """The hook path for everyday calls never imports click, structlog, orjson, yaml and other heavy modules."""
+    payload = {"bash": bash(tmp_path, "ls -la"),
+               "write": base(tmp_path, "PreToolUse", tool_name="Write", tool_use_id="w",
+                             tool_input={"file_path": str(root / "n.md"), "content": "x"}),
+               "post": bash(tmp_path, "ls", "PostToolUse", tool_response={"stdout": "a"})}[kind]
+    hook(base(tmp_path, "SessionStart", source="startup"))  # the session exists, as after a real start
+    stdin = json.dumps(payload)
+    probe = (f"import sys, io; sys.stdin = io.TextIOWrapper(io.BytesIO({stdin!r}.encode())); "
              "from epyc_agent.hooks import fastpath; fastpath.main(); "
-             "bad = [m for m in ('click','structlog','orjson','yaml','pathlib','typing','subprocess','bashlex') "
-             "if m in sys.modules]; print('\\nHEAVY', bad)").format(bash(tmp_path, "ls -la"))
+             f"print('\\nHEAVY', [m for m in {HEAVY!r} if m in sys.modules])")
     r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().endswith("HEAVY []"), r.stdout
