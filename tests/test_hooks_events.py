@@ -325,3 +325,14 @@ def test_cwd_of_slash_is_not_an_allowlist(tmp_path: Path) -> None:
     p["cwd"] = "/"
     _, out = hook(p)
     assert out["hookSpecificOutput"]["permissionDecision"] == "deny"
+
+
+def test_unwritable_log_still_denies(tmp_path: Path, root: Path, log_dir: Path) -> None:
+    """When the audit log cannot be written the guard's decision still stands."""
+    hook(base(tmp_path, "SessionStart", source="startup"))
+    shard = log_dir / "agent_audit-main.log"
+    shard.unlink()
+    shard.mkdir()  # opening it for append now fails (EISDIR), as a full or read-only disk would
+    r, out = hook(bash(tmp_path, "echo x > /etc/passwd"))
+    assert out["hookSpecificOutput"]["permissionDecision"] == "deny"
+    assert "cannot write the audit log" in r.stderr

@@ -82,6 +82,29 @@ def _deny(reason: str) -> str:
     return _out("PreToolUse", permissionDecision="deny", permissionDecisionReason=reason)
 
 
+class _HookLog(AuditLog):
+    """A log write that fails (disk full, permissions) must not turn a deny into an allow:
+    the failure is reported on stderr and the hook carries on."""
+
+    failed: OSError | None = None
+
+    def write(self, event: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return super().write(event)
+        except OSError as e:
+            self.failed = e
+            return event
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except OSError:
+            pass
+        if self.failed is not None:
+            _stderr(f"epyc-agent hook: cannot write the audit log {self.path}: {self.failed.strerror}", 0)
+            self.failed = None
+
+
 class _Unlogged(AuditLog):
     """The root is missing: logging would create it (and hide the problem). Events are dropped
     and counted on stderr; the guards still run, and SessionStart tells the agent."""
@@ -106,7 +129,7 @@ class Hook:
         self.session = pl.session_for(p)
         self.agent = pl.agent_for(p)
         missing_root = not os.path.isdir(cfg.root) and is_under(os.path.abspath(cfg.log_dir), cfg.root)
-        self.log = (_Unlogged if missing_root else AuditLog)(cfg.log_dir, self.session, self.agent)
+        self.log = (_Unlogged if missing_root else _HookLog)(cfg.log_dir, self.session, self.agent)
 
     def data(self, event: str, **more: Any) -> dict[str, Any]:
         d: dict[str, Any] = {"hook": event, **more}
