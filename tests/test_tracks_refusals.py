@@ -12,6 +12,7 @@ from gguf_factory import write_gguf
 
 from epyc_agent.config import load_config
 from epyc_agent.errors import EpycAgentError, NotBuiltError
+from epyc_agent.inference.methods import METHODS
 from epyc_agent.models.defaults import smollm_source
 from epyc_agent.tracks.plan import RunRequest, prepare_run
 
@@ -84,7 +85,8 @@ def test_param_sweeps_and_bad_params(default_model: Path) -> None:
     """`--param k=v1,v2` sweeps (typed); unknown names and wrong types refuse with the known names."""
     plan = _plan("8", str(default_model), params=["pl_k=4,16", "ngram_max=2"])
     assert [c["label"] for c in plan.configs] == ["ngram_max=2,pl_k=4", "ngram_max=2,pl_k=16"]
-    assert plan.configs[1]["params"]["pl_k"] == 16 and plan.configs[1]["params"]["ngram_min"] == 1
+    engine = METHODS["prompt_lookup"]["params"]  # parameters not swept keep the engine's defaults
+    assert plan.configs[1]["params"] == {**engine, "pl_k": 16, "ngram_max": 2}
     with pytest.raises(EpycAgentError, match="track 8 has no parameter 'k'"):
         _plan("8", str(default_model), params=["k=3"])
     with pytest.raises(EpycAgentError, match="parameter pl_k: 'x' is not a int"):

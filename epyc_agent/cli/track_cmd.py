@@ -28,8 +28,10 @@ def track_list(as_json: bool) -> int:
     from ..tracks.spec import load_tracks
 
     tracks = load_tracks()
-    built = set(method_catalog()) | {"moe_reduction"}
-    data = [{**t.as_dict(), "built": t.method in built and t.status != "deprecated"} for t in tracks.values()]
+    catalog = method_catalog()
+    built = set(catalog) | {"moe_reduction"}
+    data = [{**t.as_dict(catalog.get(t.method)), "built": t.method in built and t.status != "deprecated"}
+            for t in tracks.values()]
     if as_json:
         emit_json(data)
         return 0
@@ -43,9 +45,11 @@ def track_list(as_json: bool) -> int:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def track_show(track_id: str, as_json: bool) -> int:
     """One track: method, status, parameters and sweep ranges, expected gain, references."""
+    from ..tracks.plan import method_catalog
     from ..tracks.spec import get_track
 
-    d = get_track(track_id).as_dict()
+    t = get_track(track_id)
+    d = t.as_dict(method_catalog().get(t.method))
     if as_json:
         emit_json(d)
         return 0

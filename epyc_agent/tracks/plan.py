@@ -228,8 +228,9 @@ def prepare_run(cfg: Config, request: RunRequest) -> RunPlan:
         sweeps[MOE_KEY] = moe_sweep(track, model, sweeps.get(MOE_KEY))
         base: dict[str, Any] = {}
     else:
-        base = {**method_params, **{n: p.default for n, p in track.params.items()
-                                    if p.default is not None and (n in method_params or backend == "binaries")}}
+        engine = method_params if backend == "embedded" else \
+            {n: v for n, v in method_catalog().get(track.method, {}).items() if n in track.params}
+        base = {**engine, **{n: p.default for n, p in track.params.items() if p.default is not None}}
     stamp = time.strftime("%Y-%m-%d_%H%M%S", time.gmtime())
     model_name = _safe(os.path.splitext(os.path.basename(model["path"]))[0])
     return RunPlan(run_id=f"{stamp}-t{track.id}-{model_name}", request=request, track=track, model=model,

@@ -58,11 +58,14 @@ class Track:
     params: dict[str, Param] = field(default_factory=dict)
     references: list[str] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, method_defaults: dict[str, Any] | None = None) -> dict[str, Any]:
+        """JSON-able; a parameter without its own default shows the engine's (`method_defaults`)."""
+        md = method_defaults or {}
         return {"id": self.id, "name": self.name, "method": self.method, "status": self.status,
                 "summary": self.summary, "expected_gain": self.expected_gain, "speculative": self.speculative,
                 "needs_draft": self.needs_draft, "needs_moe": self.needs_moe, "binary": self.binary,
-                "params": {n: {"type": p.type, "default": p.default, "sweep": p.sweep, "help": p.help}
+                "params": {n: {"type": p.type, "default": md.get(n) if p.default is None else p.default,
+                               "sweep": p.sweep, "help": p.help}
                            for n, p in self.params.items()},
                 "references": self.references}
 
