@@ -71,7 +71,8 @@ def test_numactl_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _bin_dir() -> str | None:
-    for d in (os.environ.get("EPYC_AGENT_LLAMA_CPP_BIN_TEST"), str(REPO / "tools" / "llama.cpp" / "build" / "bin")):
+    """$EPYC_AGENT_LLAMA_CPP_BIN (read at collection, before the fixture clears it), else make llama-tools's."""
+    for d in (os.environ.get("EPYC_AGENT_LLAMA_CPP_BIN"), str(REPO / "tools" / "llama.cpp" / "build" / "bin")):
         if d and all(os.path.isfile(os.path.join(d, t)) for t in ("llama-completion", "llama-lookup", "llama-bench")):
             return d
     return None
@@ -79,7 +80,7 @@ def _bin_dir() -> str | None:
 
 BIN = _bin_dir()
 needs_tools = pytest.mark.skipif(BIN is None, reason="llama.cpp tools not built: run `make llama-tools` "
-                                 "(or set EPYC_AGENT_LLAMA_CPP_BIN_TEST to their folder)")
+                                 "(or set EPYC_AGENT_LLAMA_CPP_BIN to their folder)")
 
 
 @needs_tools
