@@ -141,6 +141,23 @@ def test_suffix_source_local_then_global() -> None:
     s.end([11, 12, 13, 14, 15, 16])
     s.begin([1, 11, 12, 13])
     assert s.propose(8).tokens == [14, 15, 16]
+    # the prompt's tail is stored in front of the response: a similar request drafts from its first token
+    s.end([20, 21, 22])
+    s.begin([7, 8, 1, 11, 12, 13])  # "1 11 12 13" (4 tokens) matches only the stored lead
+    assert s.propose(8).tokens == [20, 21, 22]
+
+
+def test_draft_length_follows_acceptance() -> None:
+    """The engine drafts long for a source that keeps hitting and one token for one that misses."""
+    from epyc_agent.inference.speculative import best_length, relative_cost
+
+    assert relative_cost(1) == 1.0 and relative_cost(16) == pytest.approx(2.52)
+    assert best_length(0.0, 16) == 1
+    assert best_length(0.5, 16) <= 4
+    assert best_length(0.97, 16) >= 12
+    assert [best_length(q, 16) for q in (0.2, 0.5, 0.8, 0.9, 0.97)] == sorted(
+        best_length(q, 16) for q in (0.2, 0.5, 0.8, 0.9, 0.97))
+    assert best_length(0.99, 3) == 3
 
 
 def test_backoff_pauses_and_recovers() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 from epyc_agent.errors import EpycAgentError
 from epyc_agent.inference.sources.base import DraftSource
 
-_PL = {"pl_k": 10, "ngram_max": 3, "ngram_min": 1}
+_PL = {"pl_k": 16, "ngram_max": 4, "ngram_min": 2}
 _SUFFIX = {"suffix_k": 16, "max_depth": 32, "max_spec_factor": 1.0, "max_spec_offset": 0.0,
            "min_token_prob": 0.1, "max_cached_tokens": 100_000, "use_global": True}
 _DRAFT = {"draft_k": 8}

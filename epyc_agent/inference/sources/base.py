@@ -36,6 +36,13 @@ class Backoff:
         self.ewma = 0.5  # neutral prior: three straight misses start the first pause
         self.pause = 0
         self.skip = 0
+        self.hits = 1.0  # decayed per-token counts behind token_rate (prior 1 of 2)
+        self.trials = 2.0
+
+    @property
+    def token_rate(self) -> float:
+        """Probability that a drafted token is accepted given the ones before it were."""
+        return self.hits / self.trials
 
     def allow(self) -> bool:
         """Whether to draft this step (consumes one skipped step when paused)."""
@@ -47,6 +54,8 @@ class Backoff:
     def update(self, drafted: int, accepted: int) -> None:
         if drafted <= 0:
             return
+        self.hits = 0.8 * self.hits + accepted
+        self.trials = 0.8 * self.trials + accepted + (accepted < drafted)
         self.ewma += self.alpha * (accepted / drafted - self.ewma)
         if self.ewma < self.threshold:
             self.pause = min(self.max_pause, max(1, self.pause * 2))
@@ -90,6 +99,10 @@ class DraftSource:
     def feedback(self, drafted: int, accepted: int) -> None:
         if self.backoff is not None:
             self.backoff.update(drafted, accepted)
+
+    def token_rate(self) -> float:
+        """Recent per-token acceptance (the engine sizes drafts from it)."""
+        return self.backoff.token_rate if self.backoff is not None else 0.9
 
     def expected(self, n: int) -> float:
         """Default score: draft length times recent acceptance (an expected accepted count)."""

@@ -17,7 +17,7 @@ class PromptLookup(DraftSource):
 
     name = "prompt_lookup"
 
-    def __init__(self, *, k: int = 10, ngram_max: int = 3, ngram_min: int = 1, adaptive: bool = True) -> None:
+    def __init__(self, *, k: int = 16, ngram_max: int = 4, ngram_min: int = 2, adaptive: bool = True) -> None:
         super().__init__(adaptive=adaptive)
         if not 1 <= ngram_min <= ngram_max:
             raise ValueError(f"need 1 <= ngram_min <= ngram_max, got {ngram_min}, {ngram_max}")

@@ -33,28 +33,34 @@ class GlobalSuffixCache:
 
     @property
     def n_tokens(self) -> int:
-        return sum(len(r["tokens"]) for r in self.responses.values())
+        return sum(len(r["tokens"]) + len(r.get("lead", ())) for r in self.responses.values())
 
     def _rebuild(self) -> None:
         self.index = SuffixIndex()
         self._ids: list[str] = []
         self._starts: list[int] = []
         for rid, rec in self.responses.items():
-            self._append_index(rid, rec["tokens"])
+            self._append_index(rid, rec)
 
-    def _append_index(self, rid: str, tokens: list[int]) -> None:
+    def _append_index(self, rid: str, rec: dict[str, Any]) -> None:
         self._ids.append(rid)
         self._starts.append(self.index.n)
-        self.index.append([*tokens, SEP])
+        self.index.append([*rec.get("lead", ()), *rec["tokens"], SEP])
 
-    def add(self, tokens: list[int]) -> None:
-        """Record a response; identical responses are kept (their counts are the signal)."""
+    def add(self, tokens: list[int], lead: list[int] | None = None) -> None:
+        """Record a response; identical responses are kept (their counts are the signal).
+
+        `lead` is the end of the prompt that preceded it: indexed in front of the response, it lets
+        the first tokens of the next similar request be drafted (a response-only index has nothing
+        matching a context that still ends in the prompt).
+        """
         if not tokens:
             return
         self.clock += 1
         rid = hashlib.sha1(f"{os.getpid()}:{self.clock}:{os.urandom(8).hex()}".encode()).hexdigest()[:16]
-        self.responses[rid] = {"tokens": list(tokens), "used": self.clock}
-        self._append_index(rid, self.responses[rid]["tokens"])
+        rec = {"tokens": list(tokens), "lead": list(lead or ()), "used": self.clock}
+        self.responses[rid] = rec
+        self._append_index(rid, rec)
         self._evict()
 
     def touch(self, positions: Any) -> None:
@@ -77,7 +83,7 @@ class GlobalSuffixCache:
         for rid, rec in sorted(self.responses.items(), key=lambda kv: kv[1]["used"]):
             if total <= goal:
                 break
-            total -= len(rec["tokens"])
+            total -= len(rec["tokens"]) + len(rec.get("lead", ()))
             del self.responses[rid]
         self._rebuild()
 
@@ -99,7 +105,9 @@ class GlobalSuffixCache:
         added = False
         for rid, rec in (data.get("responses") or {}).items():
             if rid not in self.responses and isinstance(rec, dict) and isinstance(rec.get("tokens"), list):
-                self.responses[rid] = {"tokens": [int(t) for t in rec["tokens"]], "used": int(rec.get("used", 0))}
+                self.responses[rid] = {"tokens": [int(t) for t in rec["tokens"]],
+                                       "lead": [int(t) for t in rec.get("lead") or ()],
+                                       "used": int(rec.get("used", 0))}
                 added = True
         self.clock = max(self.clock, int(data.get("clock", 0)))
         if added:
@@ -155,6 +163,8 @@ class SuffixDecoding(DraftSource):
         self._fingerprint: str | None = None
         self.local = SuffixIndex()
         self.context: list[int] = []
+        self.lead_tokens = max_depth
+        self.lead: list[int] = []
         self._last_global: Any = None
 
     def attach(self, llm: Any) -> None:
@@ -173,6 +183,7 @@ class SuffixDecoding(DraftSource):
         super().begin(prompt)
         self.local = SuffixIndex()
         self.context = []
+        self.lead = list(prompt[-self.lead_tokens:])
         self.extend(prompt)
 
     def extend(self, tokens: list[int]) -> None:
@@ -197,5 +208,5 @@ class SuffixDecoding(DraftSource):
 
     def end(self, output: list[int]) -> None:
         if self.global_cache is not None:
-            self.global_cache.add(output)
+            self.global_cache.add(output, self.lead)
             self.global_cache.save()
