@@ -58,9 +58,9 @@ def test_suffix_index_counts_and_probabilities() -> None:
         idx.append([*seq, -1])
     levels = idx.match([0, 1, 2], max_depth=8, max_candidates=100)
     assert [(p, len(occ)) for p, occ in levels] == [(2, 3), (1, 4)]  # "1 2" x3, "2" x4
-    toks, score, _ = idx.walk(levels[0][1], 5, 0.1)
+    toks, probs, _ = idx.walk(levels[0][1], 5, 0.1)
     assert toks == [3, 4]
-    assert score == pytest.approx(1.0 + 2 / 3)
+    assert probs == pytest.approx([1.0, 2 / 3])
     toks, _, _ = idx.walk(levels[0][1], 5, 0.7)
     assert toks == [3]  # 2/3 < 0.7 stops the walk
     # adaptive length: a 2-token match with factor 1.0 drafts at most 2 tokens

@@ -34,17 +34,18 @@ def relative_cost(n: int) -> float:
     return _COST_POINTS[-1][1] * n / _COST_POINTS[-1][0]
 
 
-def best_length(q: float, available: int) -> int:
-    """Draft length d (>= 1) maximising expected tokens per pass, (1 + q + ... + q^d) / cost(d + 1).
+def best_length(q: float, available: int, probs: list[float] | None = None) -> int:
+    """Draft length d (>= 1) maximising expected tokens per pass, (1 + P1 + ... + Pd) / cost(d + 1).
 
-    q is the source's recent per-token acceptance: a source that keeps hitting drafts long, one that
-    misses early drafts short, so a wrong guess costs little.
+    Pj, the chance the first j draft tokens are all right, is q^j with q the source's recent
+    per-token acceptance (a source that keeps hitting drafts long, one that misses drafts short),
+    capped by the source's own path probabilities when it has them (suffix counts).
     """
     best_d, best_v = 1, 0.0
     emitted, term = 1.0, 1.0
     for d in range(1, available + 1):
         term *= q
-        emitted += term
+        emitted += min(term, probs[d - 1]) if probs is not None else term
         v = emitted / relative_cost(d + 1)
         if v > best_v:
             best_d, best_v = d, v
@@ -95,7 +96,9 @@ def generate_speculative(llm: llama_cpp.Llama, prompt_tokens: list[int], max_tok
             # emitted per step = accepted + 1, so a draft may use all but one remaining slot
             room = min(max_draft, max_tokens - len(out) - 1, dec.n_ctx - base - 1)
             d = source.draft(room) if room > 0 else None
-            draft = d.tokens[:best_length(d.source.token_rate(), min(room, len(d.tokens)))] if d else []
+            draft = []
+            if d is not None:
+                draft = d.tokens[:best_length(d.source.token_rate(), min(room, len(d.tokens)), d.probs)]
             n = len(draft)
             dec.decode([out[-1], *draft])
             best = dec.argmax(n + 1)

@@ -11,11 +11,15 @@ from typing import Any, NamedTuple
 
 
 class Draft(NamedTuple):
-    """Proposed tokens, an estimate of how many will be accepted, and who proposed them."""
+    """Proposed tokens, an estimate of how many will be accepted, and who proposed them.
+
+    `probs`, when a source has them, are its probabilities that the draft is right up to each token.
+    """
 
     tokens: list[int]
     score: float
     source: DraftSource
+    probs: list[float] | None = None
 
 
 class Backoff:

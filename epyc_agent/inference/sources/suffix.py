@@ -193,13 +193,13 @@ class SuffixDecoding(DraftSource):
     def propose(self, k: int) -> Draft | None:
         k = min(k, self.k)
         tail = self.context[-self.opts["max_depth"]:]  # type: ignore[index]
-        toks, score, _ = self.local.speculate(tail, k=k, **self.opts)
+        toks, probs, _ = self.local.speculate(tail, k=k, **self.opts)
         self._last_global = None
         if self.global_cache is not None:
-            gtoks, gscore, gpos = self.global_cache.index.speculate(tail, k=k, **self.opts)
-            if gscore > score:
-                toks, score, self._last_global = gtoks, gscore, gpos
-        return Draft(toks, score, self) if toks else None
+            gtoks, gprobs, gpos = self.global_cache.index.speculate(tail, k=k, **self.opts)
+            if sum(gprobs) > sum(probs):
+                toks, probs, self._last_global = gtoks, gprobs, gpos
+        return Draft(toks, sum(probs), self, probs) if toks else None
 
     def feedback(self, drafted: int, accepted: int) -> None:
         super().feedback(drafted, accepted)

@@ -101,16 +101,17 @@ class SuffixIndex:
         levels.reverse()
         return levels
 
-    def walk(self, occ: Any, limit: int, min_prob: float) -> tuple[list[int], float, Any]:
+    def walk(self, occ: Any, limit: int, min_prob: float) -> tuple[list[int], list[float], Any]:
         """Follow the most frequent child from a node while the path probability >= min_prob.
 
-        Returns (tokens, score = sum of path probabilities, positions of the last drafted token).
+        Returns (tokens, path probability after each token, positions of the last drafted token);
+        the draft's score is the sum of the path probabilities.
         """
         np = self._np
         arr = self.arr
         out: list[int] = []
+        probs: list[float] = []
         prob = 1.0
-        score = 0.0
         cur = occ + 1
         while len(out) < limit and len(cur):
             nxt = arr[cur]
@@ -132,20 +133,20 @@ class SuffixIndex:
             if prob < min_prob:
                 break
             out.append(tok)
-            score += prob
+            probs.append(prob)
             cur = cur[nxt == tok] + 1
-        return out, score, cur - 1
+        return out, probs, cur - 1
 
     def speculate(self, context: list[int], *, k: int, max_depth: int, max_spec_factor: float,
                   max_spec_offset: float, min_prob: float, max_candidates: int = 4096,
-                  max_levels: int = 4) -> tuple[list[int], float, Any]:
+                  max_levels: int = 4) -> tuple[list[int], list[float], Any]:
         """The best-scoring draft over the matched depths (longer matches earn longer drafts)."""
-        best: tuple[list[int], float, Any] = ([], 0.0, None)
+        best: tuple[list[int], list[float], Any] = ([], [], None)
         for p, occ in self.match(context, max_depth, max_candidates)[:max_levels]:
             limit = min(k, int(max_spec_factor * p + max_spec_offset))
             if limit <= 0:
                 continue
             cand = self.walk(occ, limit, min_prob)
-            if cand[1] > best[1]:
+            if sum(cand[1]) > sum(best[1]):
                 best = cand
         return best
