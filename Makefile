@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # llama-bench, llama-speculative, llama-lookup, llama-completion from the llama.cpp bundled in the
-# llama-cpp-python sdist, into tools/llama.cpp/build/bin (git-ignored; ~7 min on 2 cores, then incremental)
+# llama-cpp-python sdist, into tools/llama.cpp/build/bin (git-ignored; 7-11 min on 2 cores, then seconds)
 llama-tools: install
 	PYTHON=$(BIN)/python bash scripts/build_llama_tools.sh $(CURDIR)/tools
 
