@@ -19,7 +19,7 @@ import re
 import time
 
 from .events.schema import now_ts
-from .sessions import write_json_atomic
+from .fileio import write_json_atomic, write_text_atomic
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -199,10 +199,7 @@ def write_dump(cfg: Config, session: str, trigger: str = "manual") -> dict[str, 
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(ns // 1_000_000_000)) + f".{ns // 1000 % 1_000_000:06d}Z"
     base = os.path.join(compactions_dir(cfg), f"{_safe(session)}-{stamp}")
     write_json_atomic(base + ".json", d)
-    tmp = f"{base}.md.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(render(d))
-    os.replace(tmp, base + ".md")
+    write_text_atomic(base + ".md", render(d))
     return {"md": base + ".md", "json": base + ".json"}
 
 

@@ -19,6 +19,7 @@ import time
 from .errors import SessionError, StorageError
 from .events.schema import DEFAULT_AGENT, now_ts, shard_name
 from .events.writer import AuditLog
+from .fileio import write_json_atomic
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -60,23 +61,6 @@ def session_file(cfg: Config, session_id: str) -> str:
 
 def pointer_file(cfg: Config, agent: str) -> str:
     return os.path.join(sessions_dir(cfg), f"current-{_safe(agent)}.json")
-
-
-def write_json_atomic(path: str, data: Any) -> None:
-    """Write to a temp file in the same folder, then rename: never a half-written file."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.{os.urandom(2).hex()}.tmp"
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, ensure_ascii=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def read_json(path: str) -> Any:

@@ -17,9 +17,9 @@ from typing import Any
 
 import orjson
 
-from ..events.reader import ReadStats, agent_of, shard_files
+from ..events.reader import ReadStats, agent_of, line_blocks, shard_files
 from .filters import Query
-from .scan import AGENT, BLOCK_BYTES, CAT, LEVEL, SES, TS, V1_TAIL, careful, event, exit_code, map_shards, text
+from .scan import AGENT, CAT, LEVEL, SES, TS, V1_TAIL, careful, event, exit_code, map_shards, text
 
 _MID = b'Z","session":"'  # bytes 33..47 of every v1 line: end of the timestamp, start of the head
 _HEAD = re.compile(rb'"session":"([^"\\]*)","agent":"([^"\\]*)","level":"(INFO|WARN|ERROR)","cat":"([A-Z][A-Z0-9_]*)"')
@@ -56,47 +56,37 @@ def _census_part(path: str, q: Query) -> tuple[dict[str, Any], ReadStats]:
     heads: dict[bytes, Head | None] = {}  # raw head -> decoded, None if not a valid head
     bad: set[bytes] = set()
     since, until = q.since, q.until
-    try:
-        f = open(path, "rb")  # noqa: SIM115 - closed below
-    except OSError as e:
-        st.add_corrupt(path, 0, f"cannot open: {e.strerror}", b"")
-        return _resolve(tally, heads, q), st
-    st.files.append(path)
-    n = 1
-    with f:
-        while lines := f.readlines(BLOCK_BYTES):
-            ok = [ln[33:47] == _MID and ln.endswith(V1_TAIL) for ln in lines]
-            v1 = lines if all(ok) else list(compress(lines, ok))
+    for n, lines in line_blocks(path, st):
+        ok = [ln[33:47] == _MID and ln.endswith(V1_TAIL) for ln in lines]
+        v1 = lines if all(ok) else list(compress(lines, ok))
+        keys = [ln[36:ln.find(b',"msg":"', 36)] for ln in v1]
+        uniq = set(keys)
+        new = uniq.difference(heads)
+        for k in new:
+            m = _HEAD.fullmatch(k)
+            heads[k] = m.groups() if m else None  # type: ignore[assignment]
+            if m is None:
+                bad.add(k)
+        if bad and not bad.isdisjoint(keys):  # a v1-looking line with an odd head: read it carefully
+            ok = [o and heads[ln[36:ln.find(b',"msg":"', 36)]] is not None for o, ln in zip(ok, lines, strict=True)]
+            v1 = list(compress(lines, ok))
             keys = [ln[36:ln.find(b',"msg":"', 36)] for ln in v1]
-            uniq = set(keys)
-            new = uniq.difference(heads)
-            for k in new:
-                m = _HEAD.fullmatch(k)
-                heads[k] = m.groups() if m else None  # type: ignore[assignment]
-                if m is None:
-                    bad.add(k)
-            if bad and not bad.isdisjoint(keys):  # a v1-looking line with an odd head: read it carefully
-                ok = [o and heads[ln[36:ln.find(b',"msg":"', 36)]] is not None for o, ln in zip(ok, lines, strict=True)]
-                v1 = list(compress(lines, ok))
-                keys = [ln[36:ln.find(b',"msg":"', 36)] for ln in v1]
-            if v1 is not lines:
-                others = [(n + j, ln) for j, (ln, o) in enumerate(zip(lines, ok, strict=True)) if not o]
-                _tally_careful(others, path, agent, st, tally, q)
-            ts = [ln[7:34] for ln in v1]
-            if since is not None or until is not None:
-                sel = [j for j, t in enumerate(ts) if (since is None or t >= since) and (until is None or t <= until)]
-                v1, keys, ts = [v1[j] for j in sel], [keys[j] for j in sel], [ts[j] for j in sel]
-            st.events += len(v1)
-            tally.add(keys, ts)
-            cmd = {k for k in uniq if k.endswith(_CMD)}  # per distinct head, not per line
-            tally.failed.update([k for k, ln in zip(keys, v1, strict=True) if k in cmd
-                                 and b',"exit_code":' in ln and b',"exit_code":0,' not in ln])
-            notes = {k for k in uniq if k.endswith(_NOTES)}
-            for k, ln in zip(keys, v1, strict=True) if notes else ():
-                if k in notes:
-                    tally.notes[k] = str(orjson.loads(ln).get("msg", ""))
-            st.lines += len(lines)
-            n += len(lines)
+        if v1 is not lines:
+            others = [(n + j, ln) for j, (ln, o) in enumerate(zip(lines, ok, strict=True)) if not o]
+            _tally_careful(others, path, agent, st, tally, q)
+        ts = [ln[7:34] for ln in v1]
+        if since is not None or until is not None:
+            sel = [j for j, t in enumerate(ts) if (since is None or t >= since) and (until is None or t <= until)]
+            v1, keys, ts = [v1[j] for j in sel], [keys[j] for j in sel], [ts[j] for j in sel]
+        st.events += len(v1)
+        tally.add(keys, ts)
+        cmd = {k for k in uniq if k.endswith(_CMD)}  # per distinct head, not per line
+        tally.failed.update([k for k, ln in zip(keys, v1, strict=True) if k in cmd
+                             and b',"exit_code":' in ln and b',"exit_code":0,' not in ln])
+        notes = {k for k in uniq if k.endswith(_NOTES)}
+        for k, ln in zip(keys, v1, strict=True) if notes else ():
+            if k in notes:
+                tally.notes[k] = str(orjson.loads(ln).get("msg", ""))
     return _resolve(tally, heads, q), st
 
 

@@ -24,13 +24,12 @@ from typing import Any
 
 import orjson
 
-from ..events.reader import ReadStats, agent_of, parse_line, ts_key
+from ..events.reader import ReadStats, agent_of, line_blocks, parse_line, ts_key
 
 TS, SES, AGENT, LEVEL, CAT, LINE, RAW, FILE = range(8)
 Item = tuple[Any, ...]
 Select = Callable[[list[bytes]], 'list[int] | None']  # lines -> indices to parse (None: all)
 
-BLOCK_BYTES = 1 << 19
 PARALLEL_BYTES = 32 << 20  # below this, forking costs more than it saves
 MAX_WORKERS = 8
 V1_TAIL = b',"v":1}\n'
@@ -83,25 +82,10 @@ def parse_lines(lines: list[bytes], first: int, path: str, agent: str, stats: Re
 def scan_shard(path: str, stats: ReadStats, select: Select | None = None) -> Iterator[list[Item]]:
     """A shard's items in file order, in blocks of ~0.5 MB of lines."""
     agent = agent_of(path)
-    try:
-        f = open(path, "rb")  # noqa: SIM115 - closed in finally; a generator
-    except OSError as e:
-        stats.add_corrupt(path, 0, f"cannot open: {e.strerror}", b"")
-        return
-    stats.files.append(path)
-    n = 1
-    try:
-        while True:
-            lines = f.readlines(BLOCK_BYTES)
-            if not lines:
-                break
-            items = parse_lines(lines, n, path, agent, stats, select)
-            n += len(lines)
-            stats.lines += len(lines)
-            stats.events += len(items)
-            yield items
-    finally:
-        f.close()
+    for first, lines in line_blocks(path, stats):
+        items = parse_lines(lines, first, path, agent, stats, select)
+        stats.events += len(items)
+        yield items
 
 
 def event(item: Item) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from typing import Any
 from ..config import Config
 from ..environment import env_vars
 from ..errors import ConfigError
-from ..sessions import write_json_atomic
+from ..fileio import write_json_atomic
 
 EVENTS = ("SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "PostToolUseFailure",
           "PreCompact", "Stop", "SubagentStop", "SessionEnd", "Notification")

@@ -13,7 +13,7 @@ import json
 import os
 
 from ..events.schema import now_ts, shard_name
-from ..sessions import write_json_atomic
+from ..fileio import write_json_atomic
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

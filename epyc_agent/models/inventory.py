@@ -343,7 +343,7 @@ def scan(cfg: Config, hash: bool = False, reuse: bool = True) -> Inventory:  # n
     `hash=True` adds each model's sha256 (reads whole files: slow). `reuse` keeps entries of
     files whose size and mtime are unchanged since the last scan.
     """
-    from ..sessions import write_json_atomic
+    from ..fileio import write_json_atomic
 
     previous = load_inventory(cfg) if reuse else None
     entries = build_entries(list(cfg.model_dirs), previous, with_hash=hash)

@@ -76,7 +76,7 @@ def _number(v: Any) -> Any:
 def record_test(cfg: Config, model: Entry | str, method: str, metrics: dict[str, Any] | None = None,
                 run_id: str | None = None, source: str = "track", note: str | None = None) -> dict[str, Any]:
     """Record that `model` (an inventory entry, id or path) was tested with `method`."""
-    from ..sessions import write_json_atomic
+    from ..fileio import write_json_atomic
     from .inventory import resolve_model
 
     entry = resolve_model(cfg, model) if isinstance(model, str) else model

@@ -14,6 +14,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from ..errors import EpycAgentError
+from ..fileio import write_text_atomic
 
 if TYPE_CHECKING:
     from .definitions import Role
@@ -30,20 +31,6 @@ def render(role: Role) -> str:
     if role.actions:
         lines += ["Allowed epyc-agent actions: " + ", ".join(f"`epyc-agent {a}`" for a in role.actions) + ".", ""]
     return "\n".join(lines) + "\n" + role.body.strip() + "\n"
-
-
-def _write_atomic(path: str, text: str) -> None:
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def install(roles: list[Role], project: str, force: bool = False) -> list[dict[str, Any]]:
@@ -69,7 +56,7 @@ def install(roles: list[Role], project: str, force: bool = False) -> list[dict[s
         elif old is not None and MARKER not in old and not force:
             status = "skipped"  # the user's own subagent of the same name
         else:
-            _write_atomic(path, text)
+            write_text_atomic(path, text)
             status = "created" if old is None else "updated"
         out.append({"role": role.name, "path": path, "status": status})
     return out

@@ -116,7 +116,8 @@ def run(cfg: Config, request: RunRequest, progress: Callable[[RunPlan], Any] | N
         host_changes: Iterable[dict[str, Any]] = ()) -> tuple[RunPlan, RunResult, str]:
     """Run one request through the five roles; returns (plan, result, run_dir) or raises RoleRefusal."""
     from ..events.schema import NO_SESSION
-    from ..sessions import current_session_id, write_json_atomic
+    from ..fileio import write_json_atomic
+    from ..sessions import current_session_id
     from ..storage import guard_for
     from ..system import health, probe
     from ..tracks.plan import prepare_run

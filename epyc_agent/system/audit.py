@@ -117,7 +117,7 @@ def _llama_features(info: str | None) -> dict[str, str]:
 def run_audit(cfg: Config, log: Any = None) -> tuple[dict[str, Any], str]:
     """Collect, save `<root>/system/audit-<UTC time>.json` atomically, log OBSERVE events."""
     from ..errors import StorageError
-    from ..sessions import write_json_atomic
+    from ..fileio import write_json_atomic
 
     if not os.path.isdir(cfg.root):
         raise StorageError(f"storage root {cfg.root} does not exist",

@@ -195,7 +195,7 @@ def render(runs: list[dict[str, Any]], has_chart: bool) -> str:
 
 def generate_report(cfg: Config) -> str:
     """Rebuild the report (and its chart) from all runs; returns the report's path."""
-    from .results import write_text_atomic
+    from ..fileio import write_text_atomic
 
     runs = load_runs(cfg)
     out_dir = os.path.join(cfg.root, "research")

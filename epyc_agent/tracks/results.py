@@ -9,7 +9,8 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from ..errors import EpycAgentError
-from ..sessions import read_json, write_json_atomic
+from ..fileio import write_json_atomic, write_text_atomic
+from ..sessions import read_json
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -20,15 +21,6 @@ if TYPE_CHECKING:
 
 def runs_dir(cfg: Config) -> str:
     return os.path.join(cfg.root, "benchmarks", "runs")
-
-
-def write_text_atomic(path: str, text: str) -> None:
-    """Temp file in the same folder, then rename: a reader never sees half a file."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def file_sha256(cfg: Config, path: str) -> str:
