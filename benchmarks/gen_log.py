@@ -15,8 +15,18 @@ import sys
 import time
 
 START = 1_767_225_600  # 2026-01-01T00:00:00Z
-CMDS = ["make -j2", "git status", "pytest -q tests", "ls -la /mnt/raid0/llm", "llama-bench -m m.gguf -t 96",
-        "python scripts/run.py --draft-max 16", "cat results.json", "git diff --stat", "nproc", "df -h"]
+CMDS = [
+    "make -j2",
+    "git status",
+    "pytest -q tests",
+    "ls -la /mnt/raid0/llm",
+    "llama-bench -m m.gguf -t 96",
+    "python scripts/run.py --draft-max 16",
+    "cat results.json",
+    "git diff --stat",
+    "nproc",
+    "df -h",
+]
 FILES = [f"src/mod{i}.py" for i in range(40)]
 
 
@@ -35,15 +45,21 @@ def _line(rng: random.Random, ts: str, ses: str, agent: str, i: int) -> str:
         c = rng.choice(CMDS)
         code = 1 if rng.random() < 0.08 else 0
         lvl = "ERROR" if code else "INFO"
-        return (base + f'"level":"{lvl}","cat":"CMD_RESULT","msg":"{c}","details":"exit={code}; output {i}",'
-                f'"cmd":"{c}","exit_code":{code},"duration_ms":{rng.randint(5, 90000)},"v":1}}')
+        return (
+            base + f'"level":"{lvl}","cat":"CMD_RESULT","msg":"{c}","details":"exit={code}; output {i}",'
+            f'"cmd":"{c}","exit_code":{code},"duration_ms":{rng.randint(5, 90000)},"v":1}}'
+        )
     if r < 0.65:
         p = FILES[(i // 400 + (i // 97) % 3) % len(FILES)]  # agents work on a file for a while
-        return (base + f'"level":"INFO","cat":"FILE_MODIFY","msg":"{p}","details":"action=edit; fix {i}",'
-                f'"path":"{p}","action":"edit","v":1}}')
+        return (
+            base + f'"level":"INFO","cat":"FILE_MODIFY","msg":"{p}","details":"action=edit; fix {i}",'
+            f'"path":"{p}","action":"edit","v":1}}'
+        )
     if r < 0.78:
-        return (base + f'"level":"INFO","cat":"OBSERVE","msg":"decode_tps","details":"{i % 97}.5",'
-                f'"data":{{"what":"decode_tps","value":{i % 97}.5}},"v":1}}')
+        return (
+            base + f'"level":"INFO","cat":"OBSERVE","msg":"decode_tps","details":"{i % 97}.5",'
+            f'"data":{{"what":"decode_tps","value":{i % 97}.5}},"v":1}}'
+        )
     if r < 0.85:
         return base + f'"level":"INFO","cat":"DECISION","msg":"try K={i % 24}","details":"acceptance rises","v":1}}'
     if r < 0.92:
@@ -53,16 +69,20 @@ def _line(rng: random.Random, ts: str, ses: str, agent: str, i: int) -> str:
         return base + f'"level":"WARN","cat":"WARNING","msg":"disk at {80 + i % 15}%","details":"","v":1}}'
     if r < 0.995:
         return base + f'"level":"ERROR","cat":"ERROR","msg":"build failed at step {i % 300}","details":"","v":1}}'
-    return (base + f'"level":"INFO","cat":"ROLLBACK","msg":"edit src/x{i}.py","details":"undo_with: '
-            f'git checkout src/x{i}.py","action":"edit src/x{i}.py","undo":"git checkout src/x{i}.py","v":1}}')
+    return (
+        base + f'"level":"INFO","cat":"ROLLBACK","msg":"edit src/x{i}.py","details":"undo_with: '
+        f'git checkout src/x{i}.py","action":"edit src/x{i}.py","undo":"git checkout src/x{i}.py","v":1}}'
+    )
 
 
 def _legacy(rng: random.Random, sec: float, ses: str, i: int) -> str:
     t = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec + 3600)) + "+01:00"
     k = rng.randrange(3)
     if k == 0:
-        return (f'{{"ts":"{t}","session":"{ses}","level":"INFO","cat":"CMD_RESULT","msg":"make",'
-                f'"details":"exit=2; err {i}"}}')
+        return (
+            f'{{"ts":"{t}","session":"{ses}","level":"INFO","cat":"CMD_RESULT","msg":"make",'
+            f'"details":"exit=2; err {i}"}}'
+        )
     if k == 1:
         return f'{{"timestamp":"{t}","session":"{ses}","level":"WARN","cat":"WARNING","msg":"old warning {i}"}}'
     return f"[{t}] TASK_END: legacy task {i}"
@@ -96,8 +116,10 @@ def generate(log_dir: str, events: int = 1_000_000, shards: int = 5, seed: int =
                 c = f"cmake --build build-{i}"
                 for _ in range(4):
                     sec += 1.0
-                    out.append(f'{{"ts":"{_ts(sec)}","session":"{ses}","agent":"{agent}","level":"ERROR",'
-                               f'"cat":"CMD_RESULT","msg":"{c}","details":"exit=1","cmd":"{c}","exit_code":1,"v":1}}')
+                    out.append(
+                        f'{{"ts":"{_ts(sec)}","session":"{ses}","agent":"{agent}","level":"ERROR",'
+                        f'"cat":"CMD_RESULT","msg":"{c}","details":"exit=1","cmd":"{c}","exit_code":1,"v":1}}'
+                    )
                 info["storms"] += 1
             else:
                 out.append(_line(rng, ts, ses, agent, i))

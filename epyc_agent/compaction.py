@@ -44,8 +44,11 @@ def session_events(cfg: Config, session: str) -> list[dict[str, Any]]:
     from .events.reader import ReadStats, read_records
 
     needle = json.dumps(session).encode()
-    return [r.event for r in read_records(cfg.log_dir, ReadStats(), accept=lambda raw: needle in raw)
-            if r.event.get("session") == session]
+    return [
+        r.event
+        for r in read_records(cfg.log_dir, ReadStats(), accept=lambda raw: needle in raw)
+        if r.event.get("session") == session
+    ]
 
 
 def open_tasks(events: list[dict[str, Any]]) -> list[str]:
@@ -88,10 +91,20 @@ def research_report(cfg: Config, events: list[dict[str, Any]]) -> dict[str, Any]
         st = os.stat(path)
     except OSError:
         return None
-    last = next((ev for ev in reversed(events) if ev.get("cat") == "FILE_MODIFY"
-                 and str(ev.get("path", "")).endswith("research_report.md")), None)
-    return {"path": path, "modified": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(st.st_mtime)),
-            "bytes": st.st_size, "last_change_in_session": last.get("ts") if last else None}
+    last = next(
+        (
+            ev
+            for ev in reversed(events)
+            if ev.get("cat") == "FILE_MODIFY" and str(ev.get("path", "")).endswith("research_report.md")
+        ),
+        None,
+    )
+    return {
+        "path": path,
+        "modified": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(st.st_mtime)),
+        "bytes": st.st_size,
+        "last_change_in_session": last.get("ts") if last else None,
+    }
 
 
 def _line(v: object, limit: int = 300) -> str:
@@ -104,12 +117,18 @@ def summarize(cfg: Config, session: str, trigger: str = "manual") -> dict[str, A
     from .hooks.state import load as load_state
 
     events = session_events(cfg, session)
-    ended = [{"task": ev.get("msg"), "outcome": (ev.get("data") or {}).get("outcome", "")}
-             for ev in events if ev.get("cat") == "TASK_END"]
+    ended = [
+        {"task": ev.get("msg"), "outcome": (ev.get("data") or {}).get("outcome", "")}
+        for ev in events
+        if ev.get("cat") == "TASK_END"
+    ]
     opened = open_tasks(events)
     todos = _todos(events)
-    errors = [{"ts": ev.get("ts"), "msg": _line(ev.get("msg")), "details": _line(ev.get("details"))}
-              for ev in events if ev.get("level") == "ERROR"][-10:]
+    errors = [
+        {"ts": ev.get("ts"), "msg": _line(ev.get("msg")), "details": _line(ev.get("details"))}
+        for ev in events
+        if ev.get("level") == "ERROR"
+    ][-10:]
     files: dict[str, dict[str, Any]] = {}
     for ev in events:
         if ev.get("cat") == "FILE_MODIFY" and ev.get("path"):
@@ -124,7 +143,10 @@ def summarize(cfg: Config, session: str, trigger: str = "manual") -> dict[str, A
     limit = cfg.guards.get("retry_limit", 3)
     blocked = [k for k, n in (state.get("failures") or {}).items() if n >= limit]
     data: dict[str, Any] = {
-        "session": session, "written": now_ts(), "trigger": trigger, "events": len(events),
+        "session": session,
+        "written": now_ts(),
+        "trigger": trigger,
+        "events": len(events),
         "completed_tasks": ended[-20:],
         "current_task": opened[-1] if opened else None,
         "pending_tasks": opened[:-1] + [t.get("content", "") for t in todos if t.get("status") != "completed"],
@@ -164,8 +186,11 @@ def next_steps(d: dict[str, Any]) -> list[str]:
 
 def render(d: dict[str, Any], limit: int = MAX_CHARS) -> str:
     """Markdown, most important first, cut to `limit` characters."""
-    out = [f"# epyc-agent state before compaction: session {d['session']}",
-           f"Written {d['written']} ({d['trigger']}), from {d['events']} logged events.", ""]
+    out = [
+        f"# epyc-agent state before compaction: session {d['session']}",
+        f"Written {d['written']} ({d['trigger']}), from {d['events']} logged events.",
+        "",
+    ]
 
     def section(title: str, lines: list[str]) -> None:
         if lines:
@@ -180,12 +205,23 @@ def render(d: dict[str, Any], limit: int = MAX_CHARS) -> str:
     section("Files modified", [f"- {f['path']} ({f['edits']} edits)" for f in d["files_modified"]])
     section("Models in use", [f"- {m}" for m in d["models_in_use"]])
     rep = d["research_report"]
-    section("Research report", [f"- {rep['path']}: last modified {rep['modified']}"
-                                + (f", last edited this session {rep['last_change_in_session']}"
-                                   if rep["last_change_in_session"] else ", not edited this session")]
-            if rep else ["- no research/research_report.md under the root yet"])
-    section("Completed tasks", [f"- {t['task']}" + (f" ({t['outcome']})" if t["outcome"] else "")
-                                for t in d["completed_tasks"]])
+    section(
+        "Research report",
+        [
+            f"- {rep['path']}: last modified {rep['modified']}"
+            + (
+                f", last edited this session {rep['last_change_in_session']}"
+                if rep["last_change_in_session"]
+                else ", not edited this session"
+            )
+        ]
+        if rep
+        else ["- no research/research_report.md under the root yet"],
+    )
+    section(
+        "Completed tasks",
+        [f"- {t['task']}" + (f" ({t['outcome']})" if t["outcome"] else "") for t in d["completed_tasks"]],
+    )
     text = "\n".join(out).rstrip() + "\n"
     if len(text) > limit:
         text = text[: limit - 40].rsplit("\n", 1)[0] + "\n\n[dump cut to fit the context limit]\n"

@@ -38,6 +38,7 @@ CACHE_NAME = "config-cache.json"
 
 # --- schema -------------------------------------------------------------------
 
+
 def _is_str(v: Any) -> str:
     if not isinstance(v, str) or not v:
         raise TypeError("expected a non-empty string")
@@ -121,8 +122,20 @@ class Config:
     """Resolved configuration; paths are absolute strings. `sources[key]` says where
     each value came from: `flag`, `env:NAME`, `file:PATH` or `default`."""
 
-    __slots__ = ("root", "log_dir", "model_dirs", "cache_dir", "tmp_dir", "llama_cpp_bin",
-                 "allow_write", "disk", "guards", "loops", "config_file", "sources")
+    __slots__ = (
+        "root",
+        "log_dir",
+        "model_dirs",
+        "cache_dir",
+        "tmp_dir",
+        "llama_cpp_bin",
+        "allow_write",
+        "disk",
+        "guards",
+        "loops",
+        "config_file",
+        "sources",
+    )
 
     root: str
     log_dir: str
@@ -151,6 +164,7 @@ class Config:
 
 # --- finding and reading the file -----------------------------------------------
 
+
 def find_config_file(flag: str | None = None, env: Mapping[str, str] | None = None) -> str | None:
     """The config file to read; an explicitly named one must exist."""
     env = os.environ if env is None else env
@@ -162,8 +176,7 @@ def find_config_file(flag: str | None = None, env: Mapping[str, str] | None = No
     if env.get(CONFIG_ENV):
         p = os.path.expanduser(env[CONFIG_ENV])
         if not os.path.isfile(p):
-            raise ConfigError(f"config file {p} (from ${CONFIG_ENV}) not found",
-                              hint=f"fix or unset {CONFIG_ENV}")
+            raise ConfigError(f"config file {p} (from ${CONFIG_ENV}) not found", hint=f"fix or unset {CONFIG_ENV}")
         return os.path.abspath(p)
     if os.path.isfile("epyc-agent.yaml"):
         return os.path.abspath("epyc-agent.yaml")
@@ -265,8 +278,10 @@ def _write_cache(cache: str, payload: dict[str, Any]) -> None:
 
 # --- resolving ---------------------------------------------------------------------
 
-def load_config(config_file: str | None = None, root: str | None = None,
-                env: Mapping[str, str] | None = None) -> Config:
+
+def load_config(
+    config_file: str | None = None, root: str | None = None, env: Mapping[str, str] | None = None
+) -> Config:
     """Resolve the configuration from flag, environment, file and defaults."""
     env = os.environ if env is None else env
     path = find_config_file(config_file, env)
@@ -294,9 +309,12 @@ def load_config(config_file: str | None = None, root: str | None = None,
         "log_dir": pick("log_dir", None, (LOG_DIR_ENV,), os.path.join(r, "logs")),
         "cache_dir": pick("cache_dir", None, (), os.path.join(r, "cache")),
         "tmp_dir": pick("tmp_dir", None, (), os.path.join(r, "tmp")),
-        "model_dirs": pick("model_dirs", None, (),
-                           [os.path.join(r, "models"), os.path.join(r, "lmstudio", "models"),
-                            os.path.join(r, "hf")]),
+        "model_dirs": pick(
+            "model_dirs",
+            None,
+            (),
+            [os.path.join(r, "models"), os.path.join(r, "lmstudio", "models"), os.path.join(r, "hf")],
+        ),
         "llama_cpp_bin": pick("llama_cpp_bin", None, (BIN_ENV,), None),
         "allow_write": [*DEFAULT_ALLOW_WRITE, *pick("allow_write", None, (), [])],
         "config_file": path,

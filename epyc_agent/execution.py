@@ -59,9 +59,16 @@ def command_text(argv: list[str], use_shell: bool) -> str:
     return argv[0] if use_shell and len(argv) == 1 else shlex.join(argv)
 
 
-def run_logged(cfg: Config, argv: list[str], *, reason: str = "", use_shell: bool = False,
-               session: str | None = None, agent: str | None = None,
-               preexec: object | None = None) -> int:
+def run_logged(
+    cfg: Config,
+    argv: list[str],
+    *,
+    reason: str = "",
+    use_shell: bool = False,
+    session: str | None = None,
+    agent: str | None = None,
+    preexec: object | None = None,
+) -> int:
     """Run `argv` (through `bash -c` when `use_shell`), log intent and result, return its exit code.
 
     `preexec` runs in the child before exec (the Landlock sandbox uses it).
@@ -76,8 +83,7 @@ def run_logged(cfg: Config, argv: list[str], *, reason: str = "", use_shell: boo
     cap = _Capture(OUTPUT_CHARS)
     start = time.monotonic()
     try:
-        proc = subprocess.Popen(popen_args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                                preexec_fn=preexec)  # type: ignore[arg-type]  # noqa: PLW1509
+        proc = subprocess.Popen(popen_args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, preexec_fn=preexec)  # type: ignore[arg-type]  # noqa: PLW1509
     except (FileNotFoundError, PermissionError, NotADirectoryError) as e:
         code = 127 if isinstance(e, FileNotFoundError) else 126
         msg = f"{argv[0]}: {e.strerror}"
@@ -85,8 +91,10 @@ def run_logged(cfg: Config, argv: list[str], *, reason: str = "", use_shell: boo
         log.cmd_result(cmd, code, msg, duration_ms=0.0)
         log.close()
         return code
-    threads = [threading.Thread(target=_pump, args=(proc.stdout, sys.stdout, cap), daemon=True),
-               threading.Thread(target=_pump, args=(proc.stderr, sys.stderr, cap), daemon=True)]
+    threads = [
+        threading.Thread(target=_pump, args=(proc.stdout, sys.stdout, cap), daemon=True),
+        threading.Thread(target=_pump, args=(proc.stderr, sys.stderr, cap), daemon=True),
+    ]
     for t in threads:
         t.start()
     old = signal.signal(signal.SIGTERM, lambda s, f: proc.send_signal(s))

@@ -17,8 +17,15 @@ from .events.writer import AuditLog
 from .sessions import agent_id, current_session_id
 
 
-def log_verb(verb: str, args: list[str], *, agent: str | None = None, session: str | None = None,
-             config_file: str | None = None, root: str | None = None) -> dict:
+def log_verb(
+    verb: str,
+    args: list[str],
+    *,
+    agent: str | None = None,
+    session: str | None = None,
+    config_file: str | None = None,
+    root: str | None = None,
+) -> dict:
     """Write one verb event for the current (or given) session and agent; return it."""
     cfg = load_config(config_file, root)
     fields = verbs.build(verb, args)

@@ -85,11 +85,23 @@ def prepare(write_dirs: list[str], write_files: tuple[str, ...] = DEVICE_FILES) 
     """A ruleset allowing writes only beneath `write_dirs` (and to `write_files`)."""
     abi = abi_version()
     if abi < 1:
-        raise SandboxError("Landlock is not available on this kernel (Linux >= 5.13 with Landlock enabled "
-                           f"is needed; this is {os.uname().release})",
-                           hint="run without --sandbox, or with --allow-unsandboxed to run unguarded")
-    handled = (WRITE_FILE | REMOVE_DIR | REMOVE_FILE | MAKE_CHAR | MAKE_DIR | MAKE_REG | MAKE_SOCK | MAKE_FIFO
-               | MAKE_BLOCK | MAKE_SYM)
+        raise SandboxError(
+            "Landlock is not available on this kernel (Linux >= 5.13 with Landlock enabled "
+            f"is needed; this is {os.uname().release})",
+            hint="run without --sandbox, or with --allow-unsandboxed to run unguarded",
+        )
+    handled = (
+        WRITE_FILE
+        | REMOVE_DIR
+        | REMOVE_FILE
+        | MAKE_CHAR
+        | MAKE_DIR
+        | MAKE_REG
+        | MAKE_SOCK
+        | MAKE_FIFO
+        | MAKE_BLOCK
+        | MAKE_SYM
+    )
     file_rights = WRITE_FILE
     if abi >= 2:
         handled |= REFER
@@ -98,8 +110,7 @@ def prepare(write_dirs: list[str], write_files: tuple[str, ...] = DEVICE_FILES) 
         file_rights |= TRUNCATE
     attr = _RulesetAttr(handled)
     try:
-        fd = _syscall(SYS_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr)),
-                      ctypes.c_uint32(0))
+        fd = _syscall(SYS_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr)), ctypes.c_uint32(0))
     except OSError as e:
         raise SandboxError(f"cannot create a Landlock ruleset: {e.strerror}") from None
     added: list[str] = []
@@ -112,8 +123,13 @@ def prepare(write_dirs: list[str], write_files: tuple[str, ...] = DEVICE_FILES) 
             pfd = os.open(path, os.O_PATH | os.O_CLOEXEC)
             try:
                 rule = _PathBeneath(rights, pfd)
-                _syscall(SYS_ADD_RULE, ctypes.c_int(fd), ctypes.c_uint32(RULE_PATH_BENEATH), ctypes.byref(rule),
-                         ctypes.c_uint32(0))
+                _syscall(
+                    SYS_ADD_RULE,
+                    ctypes.c_int(fd),
+                    ctypes.c_uint32(RULE_PATH_BENEATH),
+                    ctypes.byref(rule),
+                    ctypes.c_uint32(0),
+                )
                 added.append(path)
             finally:
                 os.close(pfd)

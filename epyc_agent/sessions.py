@@ -35,6 +35,7 @@ LAYOUT = ("models", "benchmarks/runs", "research", "lmstudio/models", "hf")
 
 # --- ids and locations ------------------------------------------------------------
 
+
 def agent_id(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str:
     env = os.environ if env is None else env
     if explicit:
@@ -52,7 +53,7 @@ def sessions_dir(cfg: Config) -> str:
 
 
 def _safe(name: str) -> str:
-    return shard_name(name)[len("agent_audit-"):-len(".log")]
+    return shard_name(name)[len("agent_audit-") : -len(".log")]
 
 
 def session_file(cfg: Config, session_id: str) -> str:
@@ -70,16 +71,17 @@ def read_json(path: str) -> Any:
     except (FileNotFoundError, NotADirectoryError):
         return None
     except (OSError, ValueError) as e:
-        raise SessionError(f"{path}: unreadable session state: {e}",
-                           hint="delete the file; the audit log still has the session's events") from None
+        raise SessionError(
+            f"{path}: unreadable session state: {e}",
+            hint="delete the file; the audit log still has the session's events",
+        ) from None
 
 
 def load_session(cfg: Config, session_id: str) -> dict[str, Any] | None:
     return read_json(session_file(cfg, session_id))
 
 
-def current_session_id(cfg: Config, agent: str | None = None,
-                       env: Mapping[str, str] | None = None) -> str | None:
+def current_session_id(cfg: Config, agent: str | None = None, env: Mapping[str, str] | None = None) -> str | None:
     """This process's session: `$EPYC_AGENT_SESSION`, else the agent's pointer."""
     env = os.environ if env is None else env
     if env.get(SESSION_ENV):
@@ -89,6 +91,7 @@ def current_session_id(cfg: Config, agent: str | None = None,
 
 
 # --- checks -------------------------------------------------------------------------
+
 
 def disk_usage(path: str) -> dict[str, float]:
     st = os.statvfs(path)
@@ -104,13 +107,16 @@ def check_root(cfg: Config, init: bool = False) -> dict[str, Any]:
     root = cfg.root
     if not os.path.exists(root):
         if not init:
-            raise StorageError(f"storage root {root} does not exist",
-                               hint="create it, set EPYC_AGENT_ROOT, or run `epyc-agent session start --init`")
+            raise StorageError(
+                f"storage root {root} does not exist",
+                hint="create it, set EPYC_AGENT_ROOT, or run `epyc-agent session start --init`",
+            )
         try:
             os.makedirs(root, exist_ok=True)
         except OSError as e:
-            raise StorageError(f"cannot create storage root {root}: {e.strerror}",
-                               hint="choose a root you can write (EPYC_AGENT_ROOT)") from None
+            raise StorageError(
+                f"cannot create storage root {root}: {e.strerror}", hint="choose a root you can write (EPYC_AGENT_ROOT)"
+            ) from None
     if not os.path.isdir(root):
         raise StorageError(f"storage root {root} is not a directory", hint="point EPYC_AGENT_ROOT at a folder")
     if not _can_write(root):
@@ -120,7 +126,8 @@ def check_root(cfg: Config, init: bool = False) -> dict[str, Any]:
     if usage["used_pct"] >= limits["critical_used_pct"] or usage["free_gb"] < limits["min_free_gb"]:
         raise StorageError(
             f"storage root {root} is critically full ({usage['used_pct']}% used, {usage['free_gb']} GB free)",
-            hint="free space (epyc-agent storage cleanup) or raise disk thresholds in the config")
+            hint="free space (epyc-agent storage cleanup) or raise disk thresholds in the config",
+        )
     usage["warn"] = usage["used_pct"] >= limits["warn_used_pct"]
     if init:
         for sub in LAYOUT:
@@ -150,14 +157,23 @@ def memory() -> dict[str, float]:
                     info[k] = int(v.split()[0]) * 1024 / 1e9
     except OSError:
         return {}
-    return {"ram_total_gb": round(info.get("MemTotal", 0), 1),
-            "ram_available_gb": round(info.get("MemAvailable", 0), 1)}
+    return {
+        "ram_total_gb": round(info.get("MemTotal", 0), 1),
+        "ram_available_gb": round(info.get("MemAvailable", 0), 1),
+    }
 
 
 # --- lifecycle ------------------------------------------------------------------------
 
-def start_session(cfg: Config, purpose: str = "", agent: str | None = None, init: bool = False,
-                  session_id: str | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+
+def start_session(
+    cfg: Config,
+    purpose: str = "",
+    agent: str | None = None,
+    init: bool = False,
+    session_id: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Check the root, set up the environment folders, register and log the session.
 
     With an existing `session_id` (a resumed Claude session) the record is reused
@@ -172,19 +188,37 @@ def start_session(cfg: Config, purpose: str = "", agent: str | None = None, init
     sid = session_id or new_session_id()
     existing = load_session(cfg, sid) if session_id else None
     record: dict[str, Any] = existing or {
-        "id": sid, "agent": agent, "purpose": purpose, "started": now_ts(), "ended": None,
-        "status": "open", "pid": os.getppid(), "host": os.uname().nodename, "cwd": os.getcwd(),
+        "id": sid,
+        "agent": agent,
+        "purpose": purpose,
+        "started": now_ts(),
+        "ended": None,
+        "status": "open",
+        "pid": os.getppid(),
+        "host": os.uname().nodename,
+        "cwd": os.getcwd(),
     }
     if existing:
         record.update(status="open", ended=None, resumed=now_ts())
     record.update(extra or {})
     write_json_atomic(session_file(cfg, sid), record)
     write_json_atomic(pointer_file(cfg, agent), {"session": sid, "since": now_ts()})
-    status = {"session": sid, "agent": agent, "root": cfg.root, "log_dir": cfg.log_dir,
-              "resumed": bool(existing), **usage, **memory()}
+    status = {
+        "session": sid,
+        "agent": agent,
+        "root": cfg.root,
+        "log_dir": cfg.log_dir,
+        "resumed": bool(existing),
+        **usage,
+        **memory(),
+    }
     with AuditLog(cfg.log_dir, sid, agent) as log:
-        log.event("SESSION_START", purpose or ("resumed" if existing else "session started"),
-                  details=f"new_session={sid}", data={k: v for k, v in status.items() if k != "session"})
+        log.event(
+            "SESSION_START",
+            purpose or ("resumed" if existing else "session started"),
+            details=f"new_session={sid}",
+            data={k: v for k, v in status.items() if k != "session"},
+        )
         if usage.get("warn"):
             log.warn(f"storage root {usage['used_pct']}% used", f"{usage['free_gb']} GB free")
     return status
@@ -193,8 +227,7 @@ def start_session(cfg: Config, purpose: str = "", agent: str | None = None, init
 def end_session(cfg: Config, session_id: str, summary: str = "", agent: str | None = None) -> dict[str, Any]:
     record = load_session(cfg, session_id)
     if record is None:
-        raise SessionError(f"no session {session_id} in {sessions_dir(cfg)}",
-                           hint="see `epyc-agent session list`")
+        raise SessionError(f"no session {session_id} in {sessions_dir(cfg)}", hint="see `epyc-agent session list`")
     agent = agent or record.get("agent") or agent_id()
     record.update(status="ended", ended=now_ts(), summary=summary)
     write_json_atomic(session_file(cfg, session_id), record)

@@ -70,9 +70,12 @@ class StorageGuard:
             if is_under(resolved, a):
                 return PathVerdict(raw, resolved, True, f"allowlisted ({a})")
         how = f" (resolves to {resolved})" if resolved != raw else ""
-        return PathVerdict(raw, resolved, False,
-                           f"outside the storage root {self.root_resolved}{how}; "
-                           f"write under {self.root_resolved} instead")
+        return PathVerdict(
+            raw,
+            resolved,
+            False,
+            f"outside the storage root {self.root_resolved}{how}; write under {self.root_resolved} instead",
+        )
 
     def allowed(self, path: str | os.PathLike[str], cwd: str | os.PathLike[str] | None = None) -> bool:
         return self.check(path, cwd).allowed

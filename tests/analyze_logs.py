@@ -32,16 +32,26 @@ class LogBuilder:
         self.counts[name] = self.counts.get(name, 0) + 1
         return f"{path}:{self.counts[name]}"
 
-    def event(self, agent: str, session: str, cat: str, msg: str = "", t: float = 0.0, *, base: float = T0,
-              **fields: Any) -> str:
+    def event(
+        self, agent: str, session: str, cat: str, msg: str = "", t: float = 0.0, *, base: float = T0, **fields: Any
+    ) -> str:
         ev = make_event(cat, msg, session=session, agent=agent, ts=key(base + t), **fields)
         return self.raw(shard_name(agent), encode_event(ev).decode().rstrip("\n"))
 
     def cmd(self, agent: str, session: str, cmd: str, code: int, t: float, summary: str = "", **kw: Any) -> str:
         details = f"exit={code}; {summary}" if summary else f"exit={code}"
-        return self.event(agent, session, "CMD_RESULT", cmd, t, cmd=cmd, exit_code=code, details=details,
-                          level="INFO" if code == 0 else "ERROR", **kw)
+        return self.event(
+            agent,
+            session,
+            "CMD_RESULT",
+            cmd,
+            t,
+            cmd=cmd,
+            exit_code=code,
+            details=details,
+            level="INFO" if code == 0 else "ERROR",
+            **kw,
+        )
 
     def modify(self, agent: str, session: str, path: str, t: float, action: str = "edit") -> str:
-        return self.event(agent, session, "FILE_MODIFY", path, t, path=path, action=action,
-                          details=f"action={action}")
+        return self.event(agent, session, "FILE_MODIFY", path, t, path=path, action=action, details=f"action={action}")

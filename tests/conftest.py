@@ -11,9 +11,18 @@ from pathlib import Path
 import pytest
 
 BIN = Path(sys.executable).parent / "epyc-agent"
-ENV_VARS = ("EPYC_AGENT_CONFIG", "EPYC_AGENT_LOG_DIR", "EPYC_AGENT_SESSION", "EPYC_AGENT_ID", "AGENT_ID",
-            "LLM_ROOT", "EPYC_AGENT_LLAMA_CPP_BIN", "EPYC_AGENT_ALLOW_RETRY", "NO_COLOR",
-            "CLAUDE_PROJECT_DIR")
+ENV_VARS = (
+    "EPYC_AGENT_CONFIG",
+    "EPYC_AGENT_LOG_DIR",
+    "EPYC_AGENT_SESSION",
+    "EPYC_AGENT_ID",
+    "AGENT_ID",
+    "LLM_ROOT",
+    "EPYC_AGENT_LLAMA_CPP_BIN",
+    "EPYC_AGENT_ALLOW_RETRY",
+    "NO_COLOR",
+    "CLAUDE_PROJECT_DIR",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -40,12 +49,18 @@ def log_dir(root: Path) -> Path:
     return root / "logs"
 
 
-def run_cli(*args: str, input: str | bytes | None = None, env: dict[str, str] | None = None,
-            cwd: str | Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str,
+    input: str | bytes | None = None,
+    env: dict[str, str] | None = None,
+    cwd: str | Path | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
     """Run the real `epyc-agent` console script as a subprocess."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([str(BIN), *args], input=input, capture_output=True, text=True, env=full_env,
-                          cwd=cwd, timeout=timeout)
+    return subprocess.run(
+        [str(BIN), *args], input=input, capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="session")

@@ -12,11 +12,24 @@ def tokens(n: int, prefix: str = "tok") -> list[str]:
     return ["<unk>", "<s>", "</s>", "<pad>", "<mask>"][: min(n, 5)] + [f"{prefix}{i:x}" for i in range(5, n)]
 
 
-def write_gguf(path: str | Path, arch: str = "llama", *, name: str | None = None, vocab: list[str] | None = None,
-               tokenizer_model: str = "llama", pre: str = "default", bos: int = 1, eos: int = 2,
-               expert_count: int | None = None, expert_used_count: int | None = None, ssm: bool = False,
-               file_type: int = 15, n_tensors: int = 2, split_max_tensors: int = 0,
-               extra: dict[str, Any] | None = None) -> Path:
+def write_gguf(
+    path: str | Path,
+    arch: str = "llama",
+    *,
+    name: str | None = None,
+    vocab: list[str] | None = None,
+    tokenizer_model: str = "llama",
+    pre: str = "default",
+    bos: int = 1,
+    eos: int = 2,
+    expert_count: int | None = None,
+    expert_used_count: int | None = None,
+    ssm: bool = False,
+    file_type: int = 15,
+    n_tensors: int = 2,
+    split_max_tensors: int = 0,
+    extra: dict[str, Any] | None = None,
+) -> Path:
     """Write a GGUF with the given metadata and `n_tensors` small F32 tensors; returns the path
     (of the first shard when split)."""
     import numpy as np

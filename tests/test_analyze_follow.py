@@ -48,8 +48,9 @@ def test_follow_real_process(log_dir: Path) -> None:
     zero = line("a", "zero", 0.5)
     with open(shard, "ab") as f:
         f.write(zero[:30])  # being written when the follower starts
-    p = subprocess.Popen([str(BIN), "log", "tail", "--follow", "--json", "-n", "1"], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE)
+    p = subprocess.Popen(
+        [str(BIN), "log", "tail", "--follow", "--json", "-n", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     try:
         assert [e["msg"] for e in read_events(p, 1)] == ["old"]
         assert p.stderr is not None and b"following 1 shard(s)" in p.stderr.readline()
@@ -57,8 +58,10 @@ def test_follow_real_process(log_dir: Path) -> None:
         with open(shard, "ab") as f:
             f.write(zero[30:] + full + half[:40])
             f.flush()
-            assert [(e["msg"], e["where"]) for e in read_events(p, 2)] == [("zero", f"{shard}:2"),
-                                                                           ("one", f"{shard}:3")]
+            assert [(e["msg"], e["where"]) for e in read_events(p, 2)] == [
+                ("zero", f"{shard}:2"),
+                ("one", f"{shard}:3"),
+            ]
             time.sleep(0.3)
             f.write(half[40:])
         assert [(e["msg"], e["where"]) for e in read_events(p, 1)] == [("two", f"{shard}:4")]
@@ -69,8 +72,10 @@ def test_follow_real_process(log_dir: Path) -> None:
         shard.rename(log_dir / "agent_audit-a.log.1")
         shard.write_bytes(line("a", "first after rotation", 5))
         got = read_events(p, 2)
-        assert [(e["msg"], e["where"]) for e in got] == [("last before rotation", f"{shard}:5"),
-                                                         ("first after rotation", f"{shard}:1")]
+        assert [(e["msg"], e["where"]) for e in got] == [
+            ("last before rotation", f"{shard}:5"),
+            ("first after rotation", f"{shard}:1"),
+        ]
     finally:
         p.send_signal(signal.SIGTERM)
         rc = p.wait(timeout=10)
@@ -85,12 +90,20 @@ def test_tail_without_follow_and_shell_library(log_dir: Path) -> None:
     r = run_cli("log", "tail", "-n", "2")
     assert [ln.split()[-1] for ln in r.stdout.splitlines()] == ["m3", "m4"]
     init = run_cli("shell-init").stdout
-    bash = subprocess.run(["bash", "-c", f'{init}\nagent_log_tail 3; echo ---; agent_log_session s_shell'],
-                          capture_output=True, text=True, env={**os.environ, "EPYC_AGENT_BIN": str(BIN)})
+    bash = subprocess.run(
+        ["bash", "-c", f"{init}\nagent_log_tail 3; echo ---; agent_log_session s_shell"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "EPYC_AGENT_BIN": str(BIN)},
+    )
     assert bash.returncode == 0, bash.stderr
     tail, session = bash.stdout.split("---\n")
     assert [ln.split()[-1] for ln in tail.splitlines()] == ["m2", "m3", "m4"]
     assert "session   s_shell" in session and session.rstrip().endswith("m4")
-    bash = subprocess.run(["bash", "-c", f"{init}\nagent_log_session"], capture_output=True, text=True,
-                          env={**os.environ, "EPYC_AGENT_BIN": str(BIN), "EPYC_AGENT_SESSION": "s_shell"})
+    bash = subprocess.run(
+        ["bash", "-c", f"{init}\nagent_log_session"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "EPYC_AGENT_BIN": str(BIN), "EPYC_AGENT_SESSION": "s_shell"},
+    )
     assert bash.returncode == 0 and bash.stdout.count(" m") == 5

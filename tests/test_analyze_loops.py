@@ -27,8 +27,10 @@ def build(log_dir: Path) -> dict[str, list[str]]:
     # repeat: the same command and result 4x in a row
     L["repeat"] = [b.cmd("b", "s_repeat", "git status", 0, 200 + 10 * n, "nothing to commit") for n in range(4)]
     # alternation over 6 commands
-    L["alt"] = [b.cmd("b", "s_alt", c, 0, 300 + 10 * n, f"ran at 2026-01-10 00:0{n}:00")
-                for n, c in enumerate(["make", "./bench", "make", "./bench", "make", "./bench"])]
+    L["alt"] = [
+        b.cmd("b", "s_alt", c, 0, 300 + 10 * n, f"ran at 2026-01-10 00:0{n}:00")
+        for n, c in enumerate(["make", "./bench", "make", "./bench", "make", "./bench"])
+    ]
     # burst: 35 different commands within 35 s
     L["burst"] = [b.cmd("c", "s_burst", f"echo step {n}", 0, 400 + n) for n in range(35)]
     # churn: A,B,A,B,A within a few edits (A: 3 visits), and edit/revert/edit on one file
@@ -67,9 +69,14 @@ def test_every_injected_loop_found_and_nothing_else(log_dir: Path) -> None:
     res = find_loops(str(log_dir), Query(), thresholds())
     got = {(f["pattern"], f["session"], f["agent"], f["count"]) for f in res["findings"]}
     assert got == {
-        ("retry_storm", "s_storm", "a", 3), ("retry_storm", "s_pid", "a", 3), ("repeat", "s_repeat", "b", 4),
-        ("alternation", "s_alt", "b", 6), ("burst", "s_burst", "c", 35), ("churn", "s_churn", "c", 3),
-        ("churn", "s_churn2", "c", 3)}
+        ("retry_storm", "s_storm", "a", 3),
+        ("retry_storm", "s_pid", "a", 3),
+        ("repeat", "s_repeat", "b", 4),
+        ("alternation", "s_alt", "b", 6),
+        ("burst", "s_burst", "c", 35),
+        ("churn", "s_churn", "c", 3),
+        ("churn", "s_churn2", "c", 3),
+    }
     by = {(f["pattern"], f["session"]): f for f in res["findings"]}
     assert by[("retry_storm", "s_storm")]["lines"] == lines["storm"]
     assert by[("retry_storm", "s_pid")]["lines"] == lines["pid"]
@@ -109,8 +116,14 @@ def test_loops_cli_json_exit_code_and_config(log_dir: Path, root: Path) -> None:
     assert r.returncode == 1, r.stderr
     data = json.loads(r.stdout)
     assert [(f["pattern"], f["count"]) for f in data["findings"]] == [("retry_storm", 3)]
-    assert data["thresholds"] == {"retry_storm": 3, "repeat": 4, "alternation": 6, "burst": 30,
-                                  "burst_window_s": 60.0, "churn": 3}
+    assert data["thresholds"] == {
+        "retry_storm": 3,
+        "repeat": 4,
+        "alternation": 6,
+        "burst": 30,
+        "burst_window_s": 60.0,
+        "churn": 3,
+    }
     cfg = root.parent / "epyc-agent.yaml"
     cfg.write_text("loops:\n  retry_storm: 5\n")
     r = run_cli("log", "analyze", "--loops", "--json", "--session", "s_storm")

@@ -26,21 +26,42 @@ def build(log_dir: Path) -> dict[str, str]:
     w["make"] = b.cmd("a", "s1", "make", 0, 2, "ok")
     w["fail"] = b.cmd("a", "s1", "./bench --pid 4242", 3, 3, "segfault")
     b.modify("a", "s1", "src/k.c", 4)
-    w["rb1"] = b.event("a", "s1", "ROLLBACK", "edit src/k.c", 5, action="edit src/k.c", undo="git checkout src/k.c",
-                       details="undo_with: git checkout src/k.c")
+    w["rb1"] = b.event(
+        "a",
+        "s1",
+        "ROLLBACK",
+        "edit src/k.c",
+        5,
+        action="edit src/k.c",
+        undo="git checkout src/k.c",
+        details="undo_with: git checkout src/k.c",
+    )
     w["warn"] = b.event("a", "s1", "WARNING", "disk 90%", 6, level="WARN")
     w["end"] = b.event("a", "s1", "SESSION_END", "done", 7)
     b.event("b", "s2", "SESSION_START", "scan models", 1.5)
     w["b_err"] = b.event("b", "s2", "ERROR", "model missing", 2.5, level="ERROR")
     b.modify("b", "s2", "src/k.c", 3.5)
-    w["rb2"] = b.event("b", "s2", "ROLLBACK", "rm cache", 4.5, action="rm cache", undo="mkdir -p cache",
-                       details="undo_with: mkdir -p cache")
+    w["rb2"] = b.event(
+        "b",
+        "s2",
+        "ROLLBACK",
+        "rm cache",
+        4.5,
+        action="rm cache",
+        undo="mkdir -p cache",
+        details="undo_with: mkdir -p cache",
+    )
     w["corrupt"] = b.raw("agent_audit-b.log", '{"ts":"2026-01-10T00:00:09Z","session":"s2","msg":"cut off')
     # the old toolkit: ts with an offset and no agent, "timestamp"-keyed, bracketed
-    w["old_cmd"] = b.raw("agent_audit.log", '{"ts":"2026-01-10T01:00:08+01:00","session":"s3","level":"INFO",'
-                         '"cat":"CMD_RESULT","msg":"make check","details":"exit=2; 3 failed"}')
-    w["old_warn"] = b.raw("agent_audit.log", '{"timestamp":"2026-01-10T00:00:09Z","session":"s3","level":"WARN",'
-                          '"cat":"WARNING","msg":"old warning"}')
+    w["old_cmd"] = b.raw(
+        "agent_audit.log",
+        '{"ts":"2026-01-10T01:00:08+01:00","session":"s3","level":"INFO",'
+        '"cat":"CMD_RESULT","msg":"make check","details":"exit=2; 3 failed"}',
+    )
+    w["old_warn"] = b.raw(
+        "agent_audit.log",
+        '{"timestamp":"2026-01-10T00:00:09Z","session":"s3","level":"WARN","cat":"WARNING","msg":"old warning"}',
+    )
     w["old_rb"] = b.raw("agent_audit.log", "[2026-01-10T00:00:10+00:00] ROLLBACK: tweak sysctl")
     return w
 
@@ -49,23 +70,58 @@ def test_summary_whole_dict(log_dir: Path) -> None:
     """Counts from every shard and old format; the corrupt line is counted with file:line."""
     w = build(log_dir)
     assert aggregate.summary(str(log_dir), Query()) == {
-        "log_dir": str(log_dir), "files": 3, "lines": 16, "events": 15, "legacy_lines": 3, "corrupt": 1,
+        "log_dir": str(log_dir),
+        "files": 3,
+        "lines": 16,
+        "events": 15,
+        "legacy_lines": 3,
+        "corrupt": 1,
         "corrupt_lines": [f"{w['corrupt']}: not an event"],
-        "first": key(T0), "last": key(T0 + 10), "sessions": 4,
-        "commands": 3, "failed_commands": 2, "files_modified": 2, "rollbacks": 3, "errors": 2, "warnings": 2,
+        "first": key(T0),
+        "last": key(T0 + 10),
+        "sessions": 4,
+        "commands": 3,
+        "failed_commands": 2,
+        "files_modified": 2,
+        "rollbacks": 3,
+        "errors": 2,
+        "warnings": 2,
         "levels": {"INFO": 11, "ERROR": 2, "WARN": 2},
-        "categories": {"ROLLBACK": 3, "CMD_RESULT": 3, "SESSION_START": 2, "FILE_MODIFY": 2, "WARNING": 2,
-                       "CMD_INTENT": 1, "SESSION_END": 1, "ERROR": 1},
-        "agents": {"a": 8, "b": 4, "legacy": 3}, "filters": NO_FILTERS}
+        "categories": {
+            "ROLLBACK": 3,
+            "CMD_RESULT": 3,
+            "SESSION_START": 2,
+            "FILE_MODIFY": 2,
+            "WARNING": 2,
+            "CMD_INTENT": 1,
+            "SESSION_END": 1,
+            "ERROR": 1,
+        },
+        "agents": {"a": 8, "b": 4, "legacy": 3},
+        "filters": NO_FILTERS,
+    }
 
 
 def test_sessions_rows(log_dir: Path) -> None:
     """One row per session with purpose, end, commands and failures; legacy lines without a session too."""
     build(log_dir)
     rows = {r["session"]: r for r in aggregate.sessions(str(log_dir), Query())["sessions"]}
-    assert rows["s1"] == {"session": "s1", "agents": ["a"], "first": key(T0), "last": key(T0 + 7), "events": 8,
-                          "errors": 1, "warnings": 1, "commands": 2, "failed": 1, "files_modified": 1,
-                          "rollbacks": 1, "purpose": "tune draft", "ended": True, "end_summary": "done"}
+    assert rows["s1"] == {
+        "session": "s1",
+        "agents": ["a"],
+        "first": key(T0),
+        "last": key(T0 + 7),
+        "events": 8,
+        "errors": 1,
+        "warnings": 1,
+        "commands": 2,
+        "failed": 1,
+        "files_modified": 1,
+        "rollbacks": 1,
+        "purpose": "tune draft",
+        "ended": True,
+        "end_summary": "done",
+    }
     assert (rows["s3"]["failed"], rows["s3"]["agents"], rows["none"]["rollbacks"]) == (1, ["legacy"], 1)
     assert list(rows) == ["s1", "s2", "s3", "none"]
 
@@ -91,7 +147,14 @@ def test_filters_agent_session_level_and_time(log_dir: Path) -> None:
     assert aggregate.summary(d, Query(levels=frozenset({b"WARN"})))["categories"] == {"WARNING": 2}
     q = Query(since=parse_time("2026-01-10T00:00:03Z"), until=parse_time("2026-01-10T01:00:07+01:00"))
     assert [e["msg"] for e in listing.tail(d, 100, q)["events"]] == [
-        "./bench --pid 4242", "src/k.c", "src/k.c", "rm cache", "edit src/k.c", "disk 90%", "done"]
+        "./bench --pid 4242",
+        "src/k.c",
+        "src/k.c",
+        "rm cache",
+        "edit src/k.c",
+        "disk 90%",
+        "done",
+    ]
 
 
 def test_relative_time_filters(log_dir: Path) -> None:
@@ -129,8 +192,10 @@ def test_tail_and_timeline_read_backwards_with_line_numbers(log_dir: Path) -> No
     b.event("b", "s", "OBSERVE", "b-late", 2998.5)
     d = listing.tail(str(log_dir), 3, Query())
     assert [(e["msg"], e["where"]) for e in d["events"]] == [
-        ("a2998", f"{log_dir}/agent_audit-a.log:2999"), ("b-late", f"{log_dir}/agent_audit-b.log:1"),
-        ("a2999", f"{log_dir}/agent_audit-a.log:3000")]
+        ("a2998", f"{log_dir}/agent_audit-a.log:2999"),
+        ("b-late", f"{log_dir}/agent_audit-b.log:1"),
+        ("a2999", f"{log_dir}/agent_audit-a.log:3000"),
+    ]
     t = listing.timeline(str(log_dir), 3, Query())
     assert [e["gap_s"] for e in t["events"]] == [None, 0.5, 0.5]
     assert (t["span_s"], t["sessions"]) == (1.0, ["s"])
@@ -141,10 +206,12 @@ def test_commands_and_files(log_dir: Path) -> None:
     build(log_dir)
     d = aggregate.commands(str(log_dir), Query())
     assert [(c["cmd"], c["count"], c["failed"], c["last_exit"]) for c in d["commands"]] == [
-        ("./bench --pid <N>", 1, 1, 3), ("make", 1, 0, 0), ("make check", 1, 1, 2)]
+        ("./bench --pid <N>", 1, 1, 3),
+        ("make", 1, 0, 0),
+        ("make check", 1, 1, 2),
+    ]
     f = aggregate.files(str(log_dir), Query())
-    assert f["files"] == [{"path": "src/k.c", "count": 2, "actions": {"edit": 2}, "sessions": 2,
-                           "last": key(T0 + 4)}]
+    assert f["files"] == [{"path": "src/k.c", "count": 2, "actions": {"edit": 2}, "sessions": 2, "last": key(T0 + 4)}]
 
 
 def test_cli_json_modes_and_usage_errors(log_dir: Path) -> None:
@@ -174,14 +241,29 @@ def test_human_output_plain_when_not_a_tty(log_dir: Path) -> None:
     r = run_cli("log", "analyze", "--sessions")
     assert "\x1b[" not in r.stdout
     header = r.stdout.splitlines()[0]
-    assert header.split() == ["SESSION", "AGENTS", "FIRST", "LAST", "EVENTS", "CMDS", "FAILED", "ERRORS", "ENDED",
-                              "PURPOSE"]
+    assert header.split() == [
+        "SESSION",
+        "AGENTS",
+        "FIRST",
+        "LAST",
+        "EVENTS",
+        "CMDS",
+        "FAILED",
+        "ERRORS",
+        "ENDED",
+        "PURPOSE",
+    ]
     assert r.stdout.splitlines()[1].index("a ") == header.index("AGENTS")
 
     def on_tty(env: dict[str, str]) -> str:
         main, sub = pty.openpty()
-        p = subprocess.run([str(BIN), "log", "analyze", "--summary"], stdout=sub, stderr=subprocess.PIPE,
-                           env={**os.environ, **env}, timeout=60)
+        p = subprocess.run(
+            [str(BIN), "log", "analyze", "--summary"],
+            stdout=sub,
+            stderr=subprocess.PIPE,
+            env={**os.environ, **env},
+            timeout=60,
+        )
         os.close(sub)
         out = b""
         while True:
@@ -208,9 +290,15 @@ def test_worker_processes_give_the_same_answers(log_dir: Path, monkeypatch: pyte
     d = str(log_dir)
 
     def everything() -> list[object]:
-        return [aggregate.summary(d, Query()), aggregate.sessions(d, Query(agent="a")),
-                aggregate.commands(d, Query()), aggregate.files(d, Query()), listing.errors(d, Query()),
-                listing.session(d, Query(session="s1")), loops.find_loops(d, Query(), loops.thresholds(repeat=2))]
+        return [
+            aggregate.summary(d, Query()),
+            aggregate.sessions(d, Query(agent="a")),
+            aggregate.commands(d, Query()),
+            aggregate.files(d, Query()),
+            listing.errors(d, Query()),
+            listing.session(d, Query(session="s1")),
+            loops.find_loops(d, Query(), loops.thresholds(repeat=2)),
+        ]
 
     serial = everything()
     monkeypatch.setattr(scan, "PARALLEL_BYTES", 0)

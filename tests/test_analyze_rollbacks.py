@@ -14,10 +14,26 @@ def build(log_dir: Path, work: Path) -> None:
     """Three rollbacks in s1 (each undo appends its step number), one in s2, a legacy one without undo."""
     b = LogBuilder(log_dir)
     for n in (1, 2, 3):
-        b.event("a", "s1", "ROLLBACK", f"change {n}\nrm -rf /", 10 * n, action=f"change {n}\nrm -rf /",
-                undo=f"echo {n} >> {work}/order.txt", details=f"undo_with: echo {n} >> {work}/order.txt")
-    b.event("b", "s2", "ROLLBACK", "set governor", 15, action="set governor",
-            undo=f"touch {work}/s2-undone", details=f"undo_with: touch {work}/s2-undone")
+        b.event(
+            "a",
+            "s1",
+            "ROLLBACK",
+            f"change {n}\nrm -rf /",
+            10 * n,
+            action=f"change {n}\nrm -rf /",
+            undo=f"echo {n} >> {work}/order.txt",
+            details=f"undo_with: echo {n} >> {work}/order.txt",
+        )
+    b.event(
+        "b",
+        "s2",
+        "ROLLBACK",
+        "set governor",
+        15,
+        action="set governor",
+        undo=f"touch {work}/s2-undone",
+        details=f"undo_with: touch {work}/s2-undone",
+    )
     b.raw("agent_audit.log", "[2026-01-10T00:00:01+00:00] ROLLBACK: old change without undo")
 
 
@@ -29,8 +45,10 @@ def test_rollbacks_newest_first_per_session(log_dir: Path, tmp_path: Path) -> No
     d = json.loads(r.stdout)
     assert d["total"] == 5
     assert [(s["session"], [x["ts"] for x in s["rollbacks"]]) for s in d["sessions"]] == [
-        ("s1", [key(T0 + 30), key(T0 + 20), key(T0 + 10)]), ("s2", [key(T0 + 15)]),
-        ("none", ["2026-01-10T00:00:01+00:00"])]  # legacy lines keep their own time text
+        ("s1", [key(T0 + 30), key(T0 + 20), key(T0 + 10)]),
+        ("s2", [key(T0 + 15)]),
+        ("none", ["2026-01-10T00:00:01+00:00"]),
+    ]  # legacy lines keep their own time text
     assert d["sessions"][1]["rollbacks"][0]["undo"] == f"touch {tmp_path}/s2-undone"
     assert d["sessions"][2]["rollbacks"][0]["action"] == "old change without undo"
 

@@ -23,16 +23,31 @@ def _read(name: str) -> str:
 def test_parse_completion_perf() -> None:
     """llama-completion's perf lines: prompt eval = prefill, eval = decode (runs = tokens after the first)."""
     assert binaries.parse_perf(_read("completion.stderr")) == {
-        "prompt_ms": 1784.44, "n_prompt": 15, "prefill_tps": 8.41, "eval_ms": 6198.92, "n_eval": 15,
-        "decode_tps": 2.42}
+        "prompt_ms": 1784.44,
+        "n_prompt": 15,
+        "prefill_tps": 8.41,
+        "eval_ms": 6198.92,
+        "n_eval": 15,
+        "decode_tps": 2.42,
+    }
 
 
 def test_parse_lookup_and_speculative() -> None:
     """llama-lookup / llama-speculative summaries: speeds and draft counters despite the log prefix."""
     lookup = binaries.parse_spec(_read("lookup.stderr"))
-    assert lookup == {"n_prompt": 15, "encode_s": 1.691, "prefill_tps": 19.519, "n_generated": 18, "decode_s": 1.901,
-                      "decode_tps": 9.47, "n_draft": 8, "n_predict": 18, "n_drafted": 16, "n_accept": 13,
-                      "accept_pct": 81.25}
+    assert lookup == {
+        "n_prompt": 15,
+        "encode_s": 1.691,
+        "prefill_tps": 19.519,
+        "n_generated": 18,
+        "decode_s": 1.901,
+        "decode_tps": 9.47,
+        "n_draft": 8,
+        "n_predict": 18,
+        "n_drafted": 16,
+        "n_accept": 13,
+        "accept_pct": 81.25,
+    }
     spec = binaries.parse_spec(_read("spec.stderr"))
     assert (spec["n_drafted"], spec["n_accept"], spec["accept_pct"], spec["decode_tps"]) == (16, 12, 75.0, 2.255)
 
@@ -40,7 +55,8 @@ def test_parse_lookup_and_speculative() -> None:
 def test_parse_bench_json() -> None:
     assert binaries.parse_bench_json(_read("bench.stdout")) == [
         {"test": "pp32", "n_prompt": 32, "n_gen": 0, "avg_ts": 48.197592, "stddev_ts": 0.0, "n_threads": 2},
-        {"test": "tg8", "n_prompt": 0, "n_gen": 8, "avg_ts": 10.059707, "stddev_ts": 0.0, "n_threads": 2}]
+        {"test": "tg8", "n_prompt": 0, "n_gen": 8, "avg_ts": 10.059707, "stddev_ts": 0.0, "n_threads": 2},
+    ]
 
 
 def test_help_probe_skips_removed_flags() -> None:
@@ -53,8 +69,10 @@ def test_help_probe_skips_removed_flags() -> None:
 
 def test_argv(monkeypatch: pytest.MonkeyPatch) -> None:
     """Argv for the plain tool (MoE override) and for llama-lookup, from the probed flags of this build."""
-    helps = {"llama-completion": binaries.parse_help(_read("completion.help")),
-             "llama-lookup": binaries.parse_help(_read("lookup.help"))}
+    helps = {
+        "llama-completion": binaries.parse_help(_read("completion.help")),
+        "llama-lookup": binaries.parse_help(_read("lookup.help")),
+    }
     monkeypatch.setattr(binaries, "probe_flags", lambda tool: helps[os.path.basename(tool)])
     argv = binaries.plain_argv("/b/llama-completion", "m.gguf", "hi", 8, 2, 512, 0, {"qwen3moe.expert_used_count": 4})
     assert argv[:4] == ["/b/llama-completion", "-m", "m.gguf", "-p"] and "-no-cnv" in argv
@@ -79,16 +97,32 @@ def _bin_dir() -> str | None:
 
 
 BIN = _bin_dir()
-needs_tools = pytest.mark.skipif(BIN is None, reason="llama.cpp tools not built: run `make llama-tools` "
-                                 "(or set EPYC_AGENT_LLAMA_CPP_BIN to their folder)")
+needs_tools = pytest.mark.skipif(
+    BIN is None,
+    reason="llama.cpp tools not built: run `make llama-tools` (or set EPYC_AGENT_LLAMA_CPP_BIN to their folder)",
+)
 
 
 @needs_tools
 @pytest.mark.slow
 def test_track_8_through_the_real_tools(default_model: Path, root: Path) -> None:
     """`track run 8` with llama_cpp_bin set runs llama-completion and llama-lookup and records their figures."""
-    r = run_cli("track", "run", "8", "-m", str(default_model), "--prompts", "1", "--reps", "1", "--max-tokens", "8",
-                "--json", env={"EPYC_AGENT_LLAMA_CPP_BIN": str(BIN)}, timeout=600)
+    r = run_cli(
+        "track",
+        "run",
+        "8",
+        "-m",
+        str(default_model),
+        "--prompts",
+        "1",
+        "--reps",
+        "1",
+        "--max-tokens",
+        "8",
+        "--json",
+        env={"EPYC_AGENT_LLAMA_CPP_BIN": str(BIN)},
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     conf = json.loads((Path(out["run_dir"]) / "config.json").read_text())
@@ -108,9 +142,26 @@ def test_track_2_override_kv_through_llama_completion(tmp_path: Path) -> None:
     from tiny_moe import write_tiny_moe
 
     moe = write_tiny_moe(tmp_path / "tiny-moe.gguf")
-    r = run_cli("track", "run", "2", "-m", str(moe), "--workload", "open_ended", "--prompts", "1", "--reps", "1",
-                "--max-tokens", "64", "--param", "expert_used_count=1", "--json",
-                env={"EPYC_AGENT_LLAMA_CPP_BIN": str(BIN)}, timeout=600)
+    r = run_cli(
+        "track",
+        "run",
+        "2",
+        "-m",
+        str(moe),
+        "--workload",
+        "open_ended",
+        "--prompts",
+        "1",
+        "--reps",
+        "1",
+        "--max-tokens",
+        "64",
+        "--param",
+        "expert_used_count=1",
+        "--json",
+        env={"EPYC_AGENT_LLAMA_CPP_BIN": str(BIN)},
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr
     base, one = json.loads(r.stdout)["summary"]
     assert one["config"] == "expert_used_count=1" and base["decode_tps"]["median"] > 0 < one["decode_tps"]["median"]

@@ -73,15 +73,18 @@ def test_sections_and_defaults(tmp_path: Path) -> None:
     assert cfg.sources["guards.storage"] == "default"
 
 
-@pytest.mark.parametrize(("text", "needle"), [
-    ("root: [unclosed\n", "invalid YAML"),
-    ("bogus: 1\n", "unknown key 'bogus'"),
-    ("guards: {nope: 1}\n", "unknown key 'guards.nope'"),
-    ("root: 5\n", "key 'root': expected a non-empty string"),
-    ("guards: {retry_limit: three}\n", "key 'guards.retry_limit': expected an integer"),
-    ("guards: {bash: maybe}\n", "expected one of enforce, warn, off"),
-    ("- a list\n", "top level must be a mapping"),
-])
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("root: [unclosed\n", "invalid YAML"),
+        ("bogus: 1\n", "unknown key 'bogus'"),
+        ("guards: {nope: 1}\n", "unknown key 'guards.nope'"),
+        ("root: 5\n", "key 'root': expected a non-empty string"),
+        ("guards: {retry_limit: three}\n", "key 'guards.retry_limit': expected an integer"),
+        ("guards: {bash: maybe}\n", "expected one of enforce, warn, off"),
+        ("- a list\n", "top level must be a mapping"),
+    ],
+)
 def test_bad_files_name_file_key_and_problem(tmp_path: Path, text: str, needle: str) -> None:
     """Every bad file gives one clear line with the file name and the problem."""
     f = write(tmp_path / "bad.yaml", text)

@@ -25,8 +25,19 @@ def test_event_fields_in_order_with_ts_first(tmp_path: Path) -> None:
     log = AuditLog(tmp_path, "ses_1", "bench")
     log.cmd_result("make -j2", 2, "failed", duration_ms=12.5)
     (ev,) = lines(tmp_path / "agent_audit-bench.log")
-    assert list(ev) == ["ts", "session", "agent", "level", "cat", "msg", "details", "cmd", "exit_code",
-                        "duration_ms", "v"]
+    assert list(ev) == [
+        "ts",
+        "session",
+        "agent",
+        "level",
+        "cat",
+        "msg",
+        "details",
+        "cmd",
+        "exit_code",
+        "duration_ms",
+        "v",
+    ]
     assert ev["ts"].endswith("Z") and len(ev["ts"]) == 27
     assert (ev["level"], ev["cat"], ev["exit_code"], ev["duration_ms"]) == ("ERROR", "CMD_RESULT", 2, 12.5)
     assert ev["details"] == "exit=2; failed"
@@ -45,8 +56,17 @@ def test_every_old_function_as_a_method(tmp_path: Path) -> None:
     log.observe("tps", "12.5")
     log.rollback("edit x", "git checkout x")
     evs = lines(tmp_path / "agent_audit-a.log")
-    assert [e["cat"] for e in evs] == ["TASK_START", "TASK_END", "CMD_INTENT", "FILE_MODIFY", "DECISION",
-                                        "WARNING", "ERROR", "OBSERVE", "ROLLBACK"]
+    assert [e["cat"] for e in evs] == [
+        "TASK_START",
+        "TASK_END",
+        "CMD_INTENT",
+        "FILE_MODIFY",
+        "DECISION",
+        "WARNING",
+        "ERROR",
+        "OBSERVE",
+        "ROLLBACK",
+    ]
     assert evs[1]["details"] == "outcome=success"
     assert evs[3]["details"] == "action=edit; fix" and evs[3]["path"] == "/x"
     assert [e["level"] for e in evs[5:7]] == ["WARN", "ERROR"]
@@ -71,8 +91,18 @@ def test_long_fields_are_truncated_with_a_marker_never_dropped(tmp_path: Path) -
 nasty = st.one_of(
     st.text(),
     st.text(alphabet=st.characters(codec="utf-8")),
-    st.sampled_from(['"quoted"', "new\nline", "\r\n\t\x00\x1b[31m", "\udcff\udc80 bad utf-8", "💥" * 50,
-                     "\\", "{not json}", "\u2028\u2029"]),
+    st.sampled_from(
+        [
+            '"quoted"',
+            "new\nline",
+            "\r\n\t\x00\x1b[31m",
+            "\udcff\udc80 bad utf-8",
+            "💥" * 50,
+            "\\",
+            "{not json}",
+            "\u2028\u2029",
+        ]
+    ),
 )
 
 
@@ -110,10 +140,12 @@ def test_reader_merges_shards_by_parsed_time_across_offsets(tmp_path: Path) -> N
     """Mixed UTC offsets sort by real time, not by string (the old toolkit's lexical sort)."""
     (tmp_path / "agent_audit-a.log").write_text(
         '{"ts":"2025-12-15T17:00:00+01:00","session":"s","level":"INFO","cat":"OBSERVE","msg":"a1"}\n'  # 16:00Z
-        '{"ts":"2025-12-15T18:30:00+01:00","session":"s","level":"INFO","cat":"OBSERVE","msg":"a2"}\n')  # 17:30Z
+        '{"ts":"2025-12-15T18:30:00+01:00","session":"s","level":"INFO","cat":"OBSERVE","msg":"a2"}\n'
+    )  # 17:30Z
     (tmp_path / "agent_audit-b.log").write_text(
         '{"ts":"2025-12-15T16:30:00Z","session":"s","level":"INFO","cat":"OBSERVE","msg":"b1"}\n'
-        '{"ts":"2025-12-15T12:00:00-05:00","session":"s","level":"INFO","cat":"OBSERVE","msg":"b2"}\n')  # 17:00Z
+        '{"ts":"2025-12-15T12:00:00-05:00","session":"s","level":"INFO","cat":"OBSERVE","msg":"b2"}\n'
+    )  # 17:00Z
     assert [e["msg"] for e in read_events(tmp_path)] == ["a1", "b1", "b2", "a2"]
 
 
@@ -122,12 +154,14 @@ def test_reader_reads_all_legacy_formats(tmp_path: Path) -> None:
     (tmp_path / "agent_audit.log").write_text(
         "[2025-12-15T17:12:49+01:00] TASK_END: built llama.cpp\n"
         '{"timestamp":"2025-12-15T17:13:00+01:00","session":"ses_old","level":"INFO","cat":"TASK_START",'
-        '"msg":"old json","details":"x"}\n')
+        '"msg":"old json","details":"x"}\n'
+    )
     (tmp_path / "agent_audit-worker.log").write_text(
         '{"ts":"2025-12-15T17:14:00+01:00","session":"ses_20251215_171249_4242","level":"INFO",'
         '"cat":"CMD_RESULT","msg":"make","details":"exit=2; failed"}\n'
         '{"ts":"2025-12-15T17:15:00+01:00","session":"earlyoom","level":"WARN","cat":"EARLYOOM_KILL",'
-        '"msg":"killed llama-server"}\n')
+        '"msg":"killed llama-server"}\n'
+    )
     stats = ReadStats()
     evs = list(read_events(tmp_path, stats))
     assert [e["cat"] for e in evs] == ["TASK_END", "TASK_START", "CMD_RESULT", "EARLYOOM_KILL"]
@@ -153,17 +187,26 @@ def test_corrupt_lines_are_counted_with_location_never_fatal(tmp_path: Path) -> 
     assert [e["msg"] for e in evs] == ["ok1", "ok2"]
     assert stats.corrupt_count == 4
     assert [(c.line, c.error) for c in stats.corrupt] == [
-        (2, "not an event"), (3, "not an event"), (4, "bad timestamp 'not a time'"), (6, "incomplete last line")]
+        (2, "not an event"),
+        (3, "not an event"),
+        (4, "bad timestamp 'not a time'"),
+        (6, "incomplete last line"),
+    ]
     assert stats.corrupt[0].location().endswith("agent_audit-a.log:2")
 
 
 def test_reader_fixes_slightly_late_lines_and_is_stable(tmp_path: Path) -> None:
     """A line appended slightly out of order within a shard is put in place; ties keep file order."""
     p = tmp_path / "agent_audit-a.log"
-    rows = [("2025-01-01T00:00:02.000000Z", "b"), ("2025-01-01T00:00:01.000000Z", "a"),
-            ("2025-01-01T00:00:03.000000Z", "c1"), ("2025-01-01T00:00:03.000000Z", "c2")]
-    p.write_text("".join(json.dumps(schema.make_event("OBSERVE", m, session="s", agent="a", ts=t)) + "\n"
-                         for t, m in rows))
+    rows = [
+        ("2025-01-01T00:00:02.000000Z", "b"),
+        ("2025-01-01T00:00:01.000000Z", "a"),
+        ("2025-01-01T00:00:03.000000Z", "c1"),
+        ("2025-01-01T00:00:03.000000Z", "c2"),
+    ]
+    p.write_text(
+        "".join(json.dumps(schema.make_event("OBSERVE", m, session="s", agent="a", ts=t)) + "\n" for t, m in rows)
+    )
     assert [e["msg"] for e in read_events(tmp_path)] == ["a", "b", "c1", "c2"]
     recs = list(read_records(tmp_path))
     assert [r.line for r in recs] == [2, 1, 3, 4] and recs[0].file == str(p)

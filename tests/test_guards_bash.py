@@ -31,13 +31,32 @@ def guards_for(command: str, guard: StorageGuard, tmp_path: Path) -> list[str]:
 
 
 ALLOWED = [
-    "ls -la", "git status", "git log --oneline | head", "pytest -q 2>&1 | tail -5", "make -j2 > /dev/null 2>&1",
-    "ls 2>/dev/null", "grep -rn 'x > /etc/passwd' src", 'echo "a > /etc/x"', "echo 'rm -rf /'",
-    "echo hi > out.txt", "mkdir -p build && touch build/x", "rm -rf build", "cat a | tee log.txt",
-    "cp a {root}/models/", "rm -rf {root}/tmp/x", "dd if=/dev/zero of=/dev/null count=1",
-    "cd {root} && touch f", "D={root}/tmp; echo > \"$D/x\"", "tar czf {root}/a.tgz src", "kill 12345",
-    "find . -name '*.pyc' -delete", "sed -n 1,5p /etc/hosts", "curl -o {root}/x.html http://example.com",
-    "chmod -R u+w {root}/tmp", "echo $(date) > {root}/tmp/stamp", "ln -s /etc/hosts {root}/tmp/hosts",
+    "ls -la",
+    "git status",
+    "git log --oneline | head",
+    "pytest -q 2>&1 | tail -5",
+    "make -j2 > /dev/null 2>&1",
+    "ls 2>/dev/null",
+    "grep -rn 'x > /etc/passwd' src",
+    'echo "a > /etc/x"',
+    "echo 'rm -rf /'",
+    "echo hi > out.txt",
+    "mkdir -p build && touch build/x",
+    "rm -rf build",
+    "cat a | tee log.txt",
+    "cp a {root}/models/",
+    "rm -rf {root}/tmp/x",
+    "dd if=/dev/zero of=/dev/null count=1",
+    "cd {root} && touch f",
+    'D={root}/tmp; echo > "$D/x"',
+    "tar czf {root}/a.tgz src",
+    "kill 12345",
+    "find . -name '*.pyc' -delete",
+    "sed -n 1,5p /etc/hosts",
+    "curl -o {root}/x.html http://example.com",
+    "chmod -R u+w {root}/tmp",
+    "echo $(date) > {root}/tmp/stamp",
+    "ln -s /etc/hosts {root}/tmp/hosts",
 ]
 
 DENIED = [
@@ -62,7 +81,7 @@ DENIED = [
     ("chown user /etc/hosts", "bash"),
     ("sed -i s/a/b/ /etc/hosts", "bash"),
     ("bash -c 'echo x > /etc/y'", "bash"),
-    ("sh -c \"rm -rf /\"", "destructive"),
+    ('sh -c "rm -rf /"', "destructive"),
     ("eval 'touch /etc/z'", "bash"),
     ("echo $(touch /etc/q)", "bash"),
     ("sudo tee /etc/x < a", "bash"),
@@ -109,17 +128,47 @@ def test_dynamic_targets_are_reported_blind(guard: StorageGuard, tmp_path: Path)
     assert findings == [] and any("SOMEWHERE" in b for b in info["blind"])
 
 
-@pytest.mark.parametrize("command", ["ls -la", "git status", "pytest -q 2>&1", "make >/dev/null",
-                                     "grep -i foo bar.txt", "cat a | head", "python -m pytest tests"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        "ls -la",
+        "git status",
+        "pytest -q 2>&1",
+        "make >/dev/null",
+        "grep -i foo bar.txt",
+        "cat a | head",
+        "python -m pytest tests",
+    ],
+)
 def test_prescan_skips_harmless(command: str) -> None:
     """Everyday read-only commands never pay for the full parse."""
     assert not needs_parse(command)
 
 
-@pytest.mark.parametrize("command", ["echo x > f", "echo '>' x", "ls `pwd`", "ls $(pwd)", "rm x", "/bin/rm x",
-                                     "a|tee b", "x;cp a b", "cat <<E", "dd of=x", "mkfs.xfs d", "sed -i s/a/b/ f",
-                                     "ls >&f", "bash -c ls", "xargs rm", "find . -delete",
-                                     "r\\m -rf /", "'r'm x", "{rm,-rf,/}"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        "echo x > f",
+        "echo '>' x",
+        "ls `pwd`",
+        "ls $(pwd)",
+        "rm x",
+        "/bin/rm x",
+        "a|tee b",
+        "x;cp a b",
+        "cat <<E",
+        "dd of=x",
+        "mkfs.xfs d",
+        "sed -i s/a/b/ f",
+        "ls >&f",
+        "bash -c ls",
+        "xargs rm",
+        "find . -delete",
+        "r\\m -rf /",
+        "'r'm x",
+        "{rm,-rf,/}",
+    ],
+)
 def test_prescan_sends_risky_to_parser(command: str) -> None:
     """Anything that might write goes to the full parser."""
     assert needs_parse(command)
@@ -138,16 +187,25 @@ def test_retry_counting() -> None:
 
 def test_cached_bashlex_tables_parse_identically(tmp_path: Path) -> None:
     """The parser built from cached tables gives the same trees as bashlex's own build."""
-    commands = ["cd /tmp && touch f > \"$HOME/x\" 2>&1", "echo $(rm -rf /) 'a > b' | tee -a /etc/x",
-                "cat <<EOF > /etc/x\nhi\nEOF", "for f in a b; do rm $f; done > /tmp/o", "f() { rm -rf /; }",
-                "x=$(date) y=2 cmd < <(ls) >(tee /x)", "a && b || c; d & e | f"]
-    code = ("import sys, json; from epyc_agent.guards.bashlex_tables import load; "
-            "m = load(sys.argv[1] or None); "
-            "print(json.dumps([[t.dump() for t in m.parse(c)] for c in json.loads(sys.argv[2])]))")
+    commands = [
+        'cd /tmp && touch f > "$HOME/x" 2>&1',
+        "echo $(rm -rf /) 'a > b' | tee -a /etc/x",
+        "cat <<EOF > /etc/x\nhi\nEOF",
+        "for f in a b; do rm $f; done > /tmp/o",
+        "f() { rm -rf /; }",
+        "x=$(date) y=2 cmd < <(ls) >(tee /x)",
+        "a && b || c; d & e | f",
+    ]
+    code = (
+        "import sys, json; from epyc_agent.guards.bashlex_tables import load; "
+        "m = load(sys.argv[1] or None); "
+        "print(json.dumps([[t.dump() for t in m.parse(c)] for c in json.loads(sys.argv[2])]))"
+    )
 
     def run(tables: str) -> list:
-        r = subprocess.run([sys.executable, "-c", code, tables, json.dumps(commands)], capture_output=True,
-                           text=True, timeout=60)
+        r = subprocess.run(
+            [sys.executable, "-c", code, tables, json.dumps(commands)], capture_output=True, text=True, timeout=60
+        )
         assert r.returncode == 0, r.stderr
         return json.loads(r.stdout)
 
@@ -157,9 +215,54 @@ def test_cached_bashlex_tables_parse_identically(tmp_path: Path) -> None:
     assert run(str(tmp_path)) == plain  # reads the cache
 
 
-WORDS = ["rm", "-rf", "/", "cp", "tee", "echo", ">", ">>", "2>&1", "&&", "||", ";", "|", "$(", ")", "`", "'", '"',
-         "<<EOF", "EOF\n", "cd", "/etc", "$X", "${Y}", "{a,b}", "find", ".", "-exec", "{}", "\\;", "bash", "-c",
-         "eval", "sudo", "dd", "of=/dev/sda", "for", "in", "do", "done", "if", "then", "fi", "(", "[[", "]]"]
+WORDS = [
+    "rm",
+    "-rf",
+    "/",
+    "cp",
+    "tee",
+    "echo",
+    ">",
+    ">>",
+    "2>&1",
+    "&&",
+    "||",
+    ";",
+    "|",
+    "$(",
+    ")",
+    "`",
+    "'",
+    '"',
+    "<<EOF",
+    "EOF\n",
+    "cd",
+    "/etc",
+    "$X",
+    "${Y}",
+    "{a,b}",
+    "find",
+    ".",
+    "-exec",
+    "{}",
+    "\\;",
+    "bash",
+    "-c",
+    "eval",
+    "sudo",
+    "dd",
+    "of=/dev/sda",
+    "for",
+    "in",
+    "do",
+    "done",
+    "if",
+    "then",
+    "fi",
+    "(",
+    "[[",
+    "]]",
+]
 
 
 @settings(max_examples=300, deadline=None)

@@ -19,15 +19,22 @@ SESSION = f"cc-{SID}"
 
 
 def base(tmp_path: Path, event: str, **fields: Any) -> dict[str, Any]:
-    return {"session_id": SID, "transcript_path": str(tmp_path / "home/.claude/projects/x/t.jsonl"),
-            "cwd": str(tmp_path), "hook_event_name": event, "permission_mode": "default", **fields}
+    return {
+        "session_id": SID,
+        "transcript_path": str(tmp_path / "home/.claude/projects/x/t.jsonl"),
+        "cwd": str(tmp_path),
+        "hook_event_name": event,
+        "permission_mode": "default",
+        **fields,
+    }
 
 
 def hook(payload: dict[str, Any] | str | bytes, env: dict[str, str] | None = None) -> tuple[Any, dict | None]:
     data = payload if isinstance(payload, str | bytes) else json.dumps(payload)
     if isinstance(data, bytes):
-        r = subprocess.run([str(BIN), "hook"], input=data, capture_output=True, env={**os.environ, **(env or {})},
-                           timeout=60)
+        r = subprocess.run(
+            [str(BIN), "hook"], input=data, capture_output=True, env={**os.environ, **(env or {})}, timeout=60
+        )
         out = r.stdout.decode()
     else:
         r = run_cli("hook", input=data, env=env)
@@ -41,16 +48,22 @@ def events(log_dir: Path, **match: Any) -> list[dict[str, Any]]:
 
 
 def bash(tmp_path: Path, command: str, event: str = "PreToolUse", use_id: str = "toolu_01", **more: Any) -> dict:
-    return base(tmp_path, event, tool_name="Bash", tool_use_id=use_id,
-                tool_input={"command": command, "description": "run it", "timeout": 120000,
-                            "run_in_background": False}, **more)
+    return base(
+        tmp_path,
+        event,
+        tool_name="Bash",
+        tool_use_id=use_id,
+        tool_input={"command": command, "description": "run it", "timeout": 120000, "run_in_background": False},
+        **more,
+    )
 
 
 def test_session_start_begins_session_and_returns_status(tmp_path: Path, root: Path, log_dir: Path) -> None:
     """SessionStart registers cc-<session_id>, logs SESSION_START and answers additionalContext."""
     env_file = tmp_path / "claude.env"
-    _, out = hook(base(tmp_path, "SessionStart", source="startup", model="claude-opus-4"),
-                  env={"CLAUDE_ENV_FILE": str(env_file)})
+    _, out = hook(
+        base(tmp_path, "SessionStart", source="startup", model="claude-opus-4"), env={"CLAUDE_ENV_FILE": str(env_file)}
+    )
     spec = out["hookSpecificOutput"]
     assert spec["hookEventName"] == "SessionStart"
     assert str(root) in spec["additionalContext"] and SESSION in spec["additionalContext"]
@@ -82,8 +95,11 @@ def test_pre_tool_bash_denied(tmp_path: Path, log_dir: Path) -> None:
     """A write outside the root is denied with a reason; the denial is logged, no intent."""
     _, out = hook(bash(tmp_path, "echo x > /etc/passwd"))
     spec = out["hookSpecificOutput"]
-    assert spec == {"hookEventName": "PreToolUse", "permissionDecision": "deny",
-                    "permissionDecisionReason": spec["permissionDecisionReason"]}
+    assert spec == {
+        "hookEventName": "PreToolUse",
+        "permissionDecision": "deny",
+        "permissionDecisionReason": spec["permissionDecisionReason"],
+    }
     assert "/etc/passwd" in spec["permissionDecisionReason"] and "[bash]" in spec["permissionDecisionReason"]
     assert events(log_dir, cat="DECISION")[0]["data"]["decision"] == "deny"
     assert not events(log_dir, cat="CMD_INTENT")
@@ -100,13 +116,27 @@ def test_destructive_denied(tmp_path: Path, command: str) -> None:
 def test_write_outside_root_denied_inside_allowed(tmp_path: Path, root: Path, log_dir: Path) -> None:
     """Write outside root and project is denied; inside the root it is logged with a rollback."""
     outside = Path("/etc/epyc-agent-test.conf")
-    _, out = hook(base(tmp_path, "PreToolUse", tool_name="Write", tool_use_id="t2",
-                       tool_input={"file_path": str(outside), "content": "x"}))
+    _, out = hook(
+        base(
+            tmp_path,
+            "PreToolUse",
+            tool_name="Write",
+            tool_use_id="t2",
+            tool_input={"file_path": str(outside), "content": "x"},
+        )
+    )
     assert out["hookSpecificOutput"]["permissionDecision"] == "deny"
     assert "[storage]" in out["hookSpecificOutput"]["permissionDecisionReason"]
     target = root / "research" / "notes.md"
-    _, out = hook(base(tmp_path, "PreToolUse", tool_name="Write", tool_use_id="t3",
-                       tool_input={"file_path": str(target), "content": "hello"}))
+    _, out = hook(
+        base(
+            tmp_path,
+            "PreToolUse",
+            tool_name="Write",
+            tool_use_id="t3",
+            tool_input={"file_path": str(target), "content": "hello"},
+        )
+    )
     assert out is None
     mod = events(log_dir, cat="FILE_MODIFY")[0]
     assert mod["path"] == str(target) and mod["action"] == "create" and mod["data"]["bytes"] == 5
@@ -118,9 +148,15 @@ def test_edit_of_existing_file_backed_up(tmp_path: Path, root: Path, log_dir: Pa
     f = root / "tmp" / "cfg.txt"
     f.parent.mkdir(parents=True)
     f.write_text("original\n")
-    hook(base(tmp_path, "PreToolUse", tool_name="Edit", tool_use_id="t4",
-              tool_input={"file_path": str(f), "old_string": "original", "new_string": "changed",
-                          "replace_all": False}))
+    hook(
+        base(
+            tmp_path,
+            "PreToolUse",
+            tool_name="Edit",
+            tool_use_id="t4",
+            tool_input={"file_path": str(f), "old_string": "original", "new_string": "changed", "replace_all": False},
+        )
+    )
     undo = events(log_dir, cat="ROLLBACK")[0]["undo"]
     assert undo.startswith("cp ") and str(root / "backups" / "edits") in undo
     f.write_text("changed\n")
@@ -137,8 +173,13 @@ def test_edit_of_clean_tracked_file_uses_git(tmp_path: Path, log_dir: Path) -> N
     subprocess.run([*git, "init", "-q"], check=True)
     subprocess.run([*git, "add", "a.py"], check=True)
     subprocess.run([*git, "commit", "-qm", "init"], check=True)
-    p = base(tmp_path, "PreToolUse", tool_name="MultiEdit", tool_use_id="t5",
-             tool_input={"file_path": str(proj / "a.py"), "edits": [{"old_string": "1", "new_string": "2"}]})
+    p = base(
+        tmp_path,
+        "PreToolUse",
+        tool_name="MultiEdit",
+        tool_use_id="t5",
+        tool_input={"file_path": str(proj / "a.py"), "edits": [{"old_string": "1", "new_string": "2"}]},
+    )
     p["cwd"] = str(proj)
     _, out = hook(p)
     assert out is None
@@ -147,10 +188,25 @@ def test_edit_of_clean_tracked_file_uses_git(tmp_path: Path, log_dir: Path) -> N
 
 def test_post_tool_results(tmp_path: Path, log_dir: Path) -> None:
     """PostToolUse logs exit 0 and the duration; PostToolUseFailure the exit code and the error."""
-    hook(bash(tmp_path, "make", "PostToolUse", tool_response={"stdout": "built", "stderr": "",
-                                                              "interrupted": False}, duration_ms=1234))
-    hook(bash(tmp_path, "make test", "PostToolUseFailure", error="Exit code 2\nmake: *** [test] Error 2",
-              is_interrupt=False, duration_ms=50))
+    hook(
+        bash(
+            tmp_path,
+            "make",
+            "PostToolUse",
+            tool_response={"stdout": "built", "stderr": "", "interrupted": False},
+            duration_ms=1234,
+        )
+    )
+    hook(
+        bash(
+            tmp_path,
+            "make test",
+            "PostToolUseFailure",
+            error="Exit code 2\nmake: *** [test] Error 2",
+            is_interrupt=False,
+            duration_ms=50,
+        )
+    )
     ok, bad = events(log_dir, cat="CMD_RESULT")
     assert (ok["exit_code"], ok["duration_ms"], ok["level"]) == (0, 1234, "INFO")
     assert (bad["exit_code"], bad["level"]) == (2, "ERROR") and "Error 2" in bad["details"]
@@ -182,8 +238,15 @@ def test_pre_compact_dump_and_reinjection(tmp_path: Path, root: Path, log_dir: P
     run_cli("log", "task-start", "sweep draft-max", env={"EPYC_AGENT_SESSION": SESSION})
     hook(bash(tmp_path, "llama-speculative -m /models/qwen-32b.gguf -md /models/qwen-0.5b.gguf"))
     hook(bash(tmp_path, "make bench", "PostToolUseFailure", error="Exit code 3\nboom", is_interrupt=False))
-    hook(base(tmp_path, "PreToolUse", tool_name="TodoWrite", tool_use_id="t9",
-              tool_input={"todos": [{"content": "update report", "status": "pending", "activeForm": "x"}]}))
+    hook(
+        base(
+            tmp_path,
+            "PreToolUse",
+            tool_name="TodoWrite",
+            tool_use_id="t9",
+            tool_input={"todos": [{"content": "update report", "status": "pending", "activeForm": "x"}]},
+        )
+    )
     r, out = hook(base(tmp_path, "PreCompact", trigger="auto", custom_instructions=""))
     assert out is None and r.returncode == 0
     dumps = sorted((log_dir / "compactions").iterdir())
@@ -209,12 +272,28 @@ def test_session_compact_command(tmp_path: Path, log_dir: Path) -> None:
 def test_stop_notification_subagent_and_end(tmp_path: Path, log_dir: Path) -> None:
     """Stop, Notification, SubagentStop (own shard) and SessionEnd are logged; SessionEnd ends it."""
     hook(base(tmp_path, "SessionStart", source="startup"))
-    hook(base(tmp_path, "Notification", message="Claude needs your permission", title="Permission",
-              notification_type="permission_prompt"))
+    hook(
+        base(
+            tmp_path,
+            "Notification",
+            message="Claude needs your permission",
+            title="Permission",
+            notification_type="permission_prompt",
+        )
+    )
     hook(base(tmp_path, "Stop", stop_hook_active=False, last_assistant_message="done"))
     hook(bash(tmp_path, "ls", agent_id="a1b2c3d4", agent_type="Explore"))
-    hook(base(tmp_path, "SubagentStop", agent_id="a1b2c3d4", agent_type="Explore", stop_hook_active=False,
-              agent_transcript_path="/x.jsonl", last_assistant_message="found it"))
+    hook(
+        base(
+            tmp_path,
+            "SubagentStop",
+            agent_id="a1b2c3d4",
+            agent_type="Explore",
+            stop_hook_active=False,
+            agent_transcript_path="/x.jsonl",
+            last_assistant_message="found it",
+        )
+    )
     hook(base(tmp_path, "SessionEnd", reason="prompt_input_exit"))
     assert events(log_dir, msg="notification: Claude needs your permission")
     assert events(log_dir, msg="agent stopped")
@@ -244,8 +323,13 @@ def test_malformed_stdin_never_crashes(stdin: bytes, log_dir: Path) -> None:
 
 def test_huge_payload(tmp_path: Path, log_dir: Path) -> None:
     """A 5 MB Write payload is handled: decision made, event logged with the size, fields capped."""
-    p = base(tmp_path, "PreToolUse", tool_name="Write", tool_use_id="big",
-             tool_input={"file_path": "/etc/big.txt", "content": "x" * 5_000_000})
+    p = base(
+        tmp_path,
+        "PreToolUse",
+        tool_name="Write",
+        tool_use_id="big",
+        tool_input={"file_path": "/etc/big.txt", "content": "x" * 5_000_000},
+    )
     _, out = hook(p)
     assert out["hookSpecificOutput"]["permissionDecision"] == "deny"
     p = bash(tmp_path, "echo " + "y" * 5_000_000)
@@ -278,8 +362,13 @@ def test_project_dir_allowlist(tmp_path: Path) -> None:
     """Writes in $CLAUDE_PROJECT_DIR are allowed; with allow_project_dir: false they are not."""
     proj = tmp_path / "proj"
     proj.mkdir()
-    p = base(tmp_path, "PreToolUse", tool_name="Write", tool_use_id="p",
-             tool_input={"file_path": str(proj / "x.py"), "content": "x"})
+    p = base(
+        tmp_path,
+        "PreToolUse",
+        tool_name="Write",
+        tool_use_id="p",
+        tool_input={"file_path": str(proj / "x.py"), "content": "x"},
+    )
     p["cwd"] = "/"
     _, out = hook(p, env={"CLAUDE_PROJECT_DIR": str(proj)})
     assert out is None
@@ -288,22 +377,42 @@ def test_project_dir_allowlist(tmp_path: Path) -> None:
     assert out["hookSpecificOutput"]["permissionDecision"] == "deny"
 
 
-HEAVY = ("click", "structlog", "orjson", "yaml", "pathlib", "typing", "subprocess", "shutil", "socket",
-         "dataclasses", "bashlex")
+HEAVY = (
+    "click",
+    "structlog",
+    "orjson",
+    "yaml",
+    "pathlib",
+    "typing",
+    "subprocess",
+    "shutil",
+    "socket",
+    "dataclasses",
+    "bashlex",
+)
 
 
 @pytest.mark.parametrize("kind", ["bash", "write", "post"])
 def test_hook_stays_lean(tmp_path: Path, root: Path, kind: str) -> None:
     """The hook path for everyday calls never imports click, structlog, orjson, yaml and other heavy modules."""
-    payload = {"bash": bash(tmp_path, "ls -la"),
-               "write": base(tmp_path, "PreToolUse", tool_name="Write", tool_use_id="w",
-                             tool_input={"file_path": str(root / "n.md"), "content": "x"}),
-               "post": bash(tmp_path, "ls", "PostToolUse", tool_response={"stdout": "a"})}[kind]
+    payload = {
+        "bash": bash(tmp_path, "ls -la"),
+        "write": base(
+            tmp_path,
+            "PreToolUse",
+            tool_name="Write",
+            tool_use_id="w",
+            tool_input={"file_path": str(root / "n.md"), "content": "x"},
+        ),
+        "post": bash(tmp_path, "ls", "PostToolUse", tool_response={"stdout": "a"}),
+    }[kind]
     hook(base(tmp_path, "SessionStart", source="startup"))  # the session exists, as after a real start
     stdin = json.dumps(payload)
-    probe = (f"import sys, io; sys.stdin = io.TextIOWrapper(io.BytesIO({stdin!r}.encode())); "
-             "from epyc_agent.hooks import fastpath; fastpath.main(); "
-             f"print('\\nHEAVY', [m for m in {HEAVY!r} if m in sys.modules])")
+    probe = (
+        f"import sys, io; sys.stdin = io.TextIOWrapper(io.BytesIO({stdin!r}.encode())); "
+        "from epyc_agent.hooks import fastpath; fastpath.main(); "
+        f"print('\\nHEAVY', [m for m in {HEAVY!r} if m in sys.modules])"
+    )
     r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().endswith("HEAVY []"), r.stdout
@@ -320,8 +429,13 @@ def test_missing_root_still_guards(tmp_path: Path) -> None:
 
 def test_cwd_of_slash_is_not_an_allowlist(tmp_path: Path) -> None:
     """After a `cd /` the payload's cwd is `/`: it must not make every path writable."""
-    p = base(tmp_path, "PreToolUse", tool_name="Write", tool_use_id="s",
-             tool_input={"file_path": "/etc/epyc-agent-x", "content": "x"})
+    p = base(
+        tmp_path,
+        "PreToolUse",
+        tool_name="Write",
+        tool_use_id="s",
+        tool_input={"file_path": "/etc/epyc-agent-x", "content": "x"},
+    )
     p["cwd"] = "/"
     _, out = hook(p)
     assert out["hookSpecificOutput"]["permissionDecision"] == "deny"

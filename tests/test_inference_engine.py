@@ -11,9 +11,11 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-TEXT = ("The committee met on Tuesday to review the budget. Members agreed that the library roof must be "
-        "repaired before winter, that the park lights will be replaced with LED lamps, and that the bus "
-        "schedule will be published online every Monday.")
+TEXT = (
+    "The committee met on Tuesday to review the budget. Members agreed that the library roof must be "
+    "repaired before winter, that the park lights will be replaced with LED lamps, and that the bus "
+    "schedule will be published online every Monday."
+)
 COPY_PROMPT = f"Copy the text exactly.\n\nText: {TEXT}\n\nCopy: {TEXT[:40]}"
 
 
@@ -129,8 +131,15 @@ def test_adapters_inside_llama_cpp(default_model: Path, plain, kind: str) -> Non
             calls.append(len(out))
             return out
 
-    llm = llama_cpp.Llama(str(default_model), n_ctx=512, n_batch=512, n_threads=2, n_threads_batch=2,
-                          draft_model=Counting(src, k=8), verbose=False)
+    llm = llama_cpp.Llama(
+        str(default_model),
+        n_ctx=512,
+        n_batch=512,
+        n_threads=2,
+        n_threads_batch=2,
+        draft_model=Counting(src, k=8),
+        verbose=False,
+    )
     out = []
     for tok in llm.generate(prompt, temp=0.0, top_k=1):
         out.append(tok)

@@ -21,8 +21,18 @@ def test_first_divergence() -> None:
 
 def test_result_as_dict_round_trips() -> None:
     """as_dict carries every field, so JSON reports lose nothing."""
-    r = GenerationResult(tokens=[1], text="a", n_prompt=2, n_generated=1, ttft_s=0.1, prefill_tps=20.0,
-                         decode_tps=0.0, wall_s=0.1, peak_rss_mb=10.0, steps=0)
+    r = GenerationResult(
+        tokens=[1],
+        text="a",
+        n_prompt=2,
+        n_generated=1,
+        ttft_s=0.1,
+        prefill_tps=20.0,
+        decode_tps=0.0,
+        wall_s=0.1,
+        peak_rss_mb=10.0,
+        steps=0,
+    )
     d = r.as_dict()
     assert d["tokens"] == [1] and d["acceptance_rate"] is None and d["accepted_by_source"] == {}
     assert GenerationResult(**d) == r

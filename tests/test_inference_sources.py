@@ -156,7 +156,8 @@ def test_draft_length_follows_acceptance() -> None:
     assert best_length(0.5, 16) <= 4
     assert best_length(0.97, 16) >= 12
     assert [best_length(q, 16) for q in (0.2, 0.5, 0.8, 0.9, 0.97)] == sorted(
-        best_length(q, 16) for q in (0.2, 0.5, 0.8, 0.9, 0.97))
+        best_length(q, 16) for q in (0.2, 0.5, 0.8, 0.9, 0.97)
+    )
     assert best_length(0.99, 3) == 3
 
 

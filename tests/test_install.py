@@ -7,9 +7,15 @@ from pathlib import Path
 
 from conftest import run_cli
 
-OTHER = {"model": "opus", "env": {"FOO": "1"}, "permissions": {"allow": ["Bash(ls:*)"], "deny": ["Read(.env)"]},
-         "hooks": {"PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": "other-guard"}]}],
-                   "Stop": [{"hooks": [{"type": "command", "command": "notify-send done"}]}]}}
+OTHER = {
+    "model": "opus",
+    "env": {"FOO": "1"},
+    "permissions": {"allow": ["Bash(ls:*)"], "deny": ["Read(.env)"]},
+    "hooks": {
+        "PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": "other-guard"}]}],
+        "Stop": [{"hooks": [{"type": "command", "command": "notify-send done"}]}],
+    },
+}
 
 
 def settings(proj: Path) -> dict:
@@ -32,8 +38,18 @@ def test_install_merges_keeps_others_and_is_idempotent(tmp_path: Path, root: Pat
     assert s["env"]["TMPDIR"] == str(root / "tmp") and s["env"]["EPYC_AGENT_LOG_DIR"] == str(root / "logs")
     commands = {e: [h["command"] for g in s["hooks"][e] for h in g["hooks"]] for e in s["hooks"]}
     assert "other-guard" in commands["PreToolUse"] and "notify-send done" in commands["Stop"]
-    for event in ("SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "PostToolUseFailure",
-                  "PreCompact", "Stop", "SubagentStop", "SessionEnd", "Notification"):
+    for event in (
+        "SessionStart",
+        "UserPromptSubmit",
+        "PreToolUse",
+        "PostToolUse",
+        "PostToolUseFailure",
+        "PreCompact",
+        "Stop",
+        "SubagentStop",
+        "SessionEnd",
+        "Notification",
+    ):
         assert sum(c.endswith("epyc-agent hook") for c in commands[event]) == 1, event
     assert s["sandbox"]["filesystem"]["allowWrite"] == [str(root)]
     assert "Edit(//etc/**)" in s["permissions"]["deny"] and "Read(.env)" in s["permissions"]["deny"]

@@ -53,15 +53,18 @@ def test_compatible_drafts(family: Path) -> None:
     assert ok and "identical vocabulary" in why and "no speedup" in why
 
 
-@pytest.mark.parametrize("draft, reason", [
-    ("small", "token texts differ (vocabulary fingerprint of ids 5..999)"),
-    ("changed", "token texts differ"),
-    ("toolong", "vocabulary sizes differ by 129 (1,000 vs 1,129); llama.cpp allows at most 128"),
-    ("comma-bos", "BOS id differs: target 1, draft 11"),
-    ("gpt2", "tokenizer model differs: target 'llama', draft 'gpt2'"),
-    ("otherpre", "pre-tokenizer differs: target 'default', draft 'qwen2'"),
-    ("mamba", "draft mamba: architecture mamba is SSM/hybrid"),
-])
+@pytest.mark.parametrize(
+    "draft, reason",
+    [
+        ("small", "token texts differ (vocabulary fingerprint of ids 5..999)"),
+        ("changed", "token texts differ"),
+        ("toolong", "vocabulary sizes differ by 129 (1,000 vs 1,129); llama.cpp allows at most 128"),
+        ("comma-bos", "BOS id differs: target 1, draft 11"),
+        ("gpt2", "tokenizer model differs: target 'llama', draft 'gpt2'"),
+        ("otherpre", "pre-tokenizer differs: target 'default', draft 'qwen2'"),
+        ("mamba", "draft mamba: architecture mamba is SSM/hybrid"),
+    ],
+)
 def test_incompatible_drafts_say_why(family: Path, draft: str, reason: str) -> None:
     """Each incompatible draft is refused with the first failing check."""
     ok, why = _check("target", draft)
@@ -77,10 +80,12 @@ def test_ssm_target_refuses_every_draft(family: Path) -> None:
 def test_registry_quirks_and_forbidden_methods(family: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Registry rules add forbidden methods, launch flags and the BOS quirk text to the reason."""
     reg_file = tmp_path / "reg.yaml"
-    reg_file.write_text("version: 1\nmodels:\n"
-                        "  - match: 'comma*'\n    bos_quirk: 'BOS is a comma (id 11)'\n"
-                        "  - match: 'target'\n    forbidden_methods: {suffix: 'too slow here'}\n"
-                        "    launch_flags: ['--flag']\n")
+    reg_file.write_text(
+        "version: 1\nmodels:\n"
+        "  - match: 'comma*'\n    bos_quirk: 'BOS is a comma (id 11)'\n"
+        "  - match: 'target'\n    forbidden_methods: {suffix: 'too slow here'}\n"
+        "    launch_flags: ['--flag']\n"
+    )
     monkeypatch.setenv("EPYC_AGENT_MODEL_REGISTRY", str(reg_file))
     cfg = load_config()
     reg = load_registry(cfg)
@@ -88,8 +93,10 @@ def test_registry_quirks_and_forbidden_methods(family: Path, tmp_path: Path, mon
     ok, why = _check("target", "comma-bos", reg)
     assert why == "BOS id differs: target 1, draft 11 (BOS is a comma (id 11))"
     target = resolve_model(cfg, "target")
-    assert forbidden_methods(target, reg) == {"moe_reduction": "not a mixture-of-experts model (no expert_count > 1)",
-                                              "suffix": "too slow here"}
+    assert forbidden_methods(target, reg) == {
+        "moe_reduction": "not a mixture-of-experts model (no expert_count > 1)",
+        "suffix": "too slow here",
+    }
     assert reg.for_entry(target)["launch_flags"] == ["--flag"]
     mamba = resolve_model(cfg, "mamba")
     assert set(forbidden_methods(mamba, reg)) == set(METHODS)  # SSM: speculative; dense: no MoE reduction

@@ -22,12 +22,21 @@ def test_values_match_the_gguf_reader(tmp_path: Path) -> None:
     """Every scalar key reads as gguf.GGUFReader reads it, with its type."""
     from gguf import GGUFReader, GGUFValueType
 
-    p = write_gguf(tmp_path / "m.gguf", "qwen3moe", vocab=tokens(300), expert_count=8, expert_used_count=2,
-                   extra={"general.size_label": "30B-A3B"})
+    p = write_gguf(
+        tmp_path / "m.gguf",
+        "qwen3moe",
+        vocab=tokens(300),
+        expert_count=8,
+        expert_used_count=2,
+        extra={"general.size_label": "30B-A3B"},
+    )
     ours = read_header(p)["kv"]
     ref = GGUFReader(p)
-    scalars = {k: f.contents() for k, f in ref.fields.items()
-               if not k.startswith("GGUF.") and f.types[0] != GGUFValueType.ARRAY}
+    scalars = {
+        k: f.contents()
+        for k, f in ref.fields.items()
+        if not k.startswith("GGUF.") and f.types[0] != GGUFValueType.ARRAY
+    }
     assert {k: ours[k] for k in scalars} == scalars
     assert ours["qwen3moe.expert_count"] == 8 and isinstance(ours["qwen3moe.expert_count"], int)
     assert ours["general.size_label"] == "30B-A3B"
@@ -95,7 +104,7 @@ def test_not_gguf_and_corrupt(tmp_path: Path) -> None:
     data = bytearray(p.read_bytes())
     key = b"general.architecture"
     at = data.index(key) + len(key)
-    data[at:at + 4] = struct.pack("<I", 77)  # the first key's value type
+    data[at : at + 4] = struct.pack("<I", 77)  # the first key's value type
     p.write_bytes(bytes(data))
     with pytest.raises(GGUFError, match="corrupt: unknown value type 77"):
         read_header(p)

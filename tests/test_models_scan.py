@@ -34,8 +34,11 @@ def tree(root: Path) -> Path:
     write_gguf(m / "incoming.gguf.part")
     hf = root / "hf" / "org-model"
     hf.mkdir(parents=True)
-    (hf / "config.json").write_text(json.dumps({"model_type": "qwen2", "vocab_size": 151936,
-                                                "max_position_embeddings": 32768, "num_hidden_layers": 24}))
+    (hf / "config.json").write_text(
+        json.dumps(
+            {"model_type": "qwen2", "vocab_size": 151936, "max_position_embeddings": 32768, "num_hidden_layers": 24}
+        )
+    )
     (hf / "model.safetensors").write_bytes(b"\0" * 100)
     return m
 

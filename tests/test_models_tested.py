@@ -41,8 +41,19 @@ def test_mark_tested_cli_and_untested_json(two_models: Path, log_dir: Path) -> N
     rows = {x["id"]: x for x in json.loads(r.stdout)}
     assert rows["alpha"]["command"] == "epyc-agent track run 8 --model alpha"
     assert rows["beta"]["suggested_track"] is None  # SSM and dense: no track applies
-    r = run_cli("models", "mark-tested", "ALPHA", "--method", "baseline", "--metric", "tps=12.3",
-                "--metric", "ok=yes", "--run-id", "r7")
+    r = run_cli(
+        "models",
+        "mark-tested",
+        "ALPHA",
+        "--method",
+        "baseline",
+        "--metric",
+        "tps=12.3",
+        "--metric",
+        "ok=yes",
+        "--run-id",
+        "r7",
+    )
     assert r.returncode == 0, r.stderr
     data = json.loads((log_dir / "tested_models.json").read_text())
     assert data["tests"][0]["metrics"] == {"tps": 12.3, "ok": "yes"}

@@ -15,8 +15,9 @@ from gguf_factory import write_gguf
 
 
 def _start(*args: str) -> subprocess.Popen[str]:
-    proc = subprocess.Popen([str(BIN), "models", "watch", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [str(BIN), "models", "watch", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline()  # printed once the observer runs
     assert line.startswith("# watching"), line + proc.stderr.read()  # type: ignore[union-attr]
@@ -24,8 +25,12 @@ def _start(*args: str) -> subprocess.Popen[str]:
 
 
 def _events(log_dir: Path, msg: str) -> list[dict]:
-    return [e for p in log_dir.glob("agent_audit-*.log") for e in map(json.loads, p.read_text().splitlines())
-            if e["cat"] == "OBSERVE" and e["msg"] == msg]
+    return [
+        e
+        for p in log_dir.glob("agent_audit-*.log")
+        for e in map(json.loads, p.read_text().splitlines())
+        if e["cat"] == "OBSERVE" and e["msg"] == msg
+    ]
 
 
 def test_slow_part_write_then_rename(root: Path, log_dir: Path, tmp_path: Path) -> None:
@@ -37,7 +42,7 @@ def test_slow_part_write_then_rename(root: Path, log_dir: Path, tmp_path: Path) 
     part = models / "new-model.gguf.part"
     with open(part, "wb") as f:  # written in pieces, with pauses longer than the debounce
         for i in range(0, len(data), 1024):
-            f.write(data[i:i + 1024])
+            f.write(data[i : i + 1024])
             f.flush()
             time.sleep(0.3)
     time.sleep(0.7)
@@ -65,6 +70,5 @@ def test_sigterm_stops_cleanly(root: Path) -> None:
 
 def test_no_model_folder_is_an_error() -> None:
     """Without any model folder the watcher refuses in one line."""
-    proc = subprocess.run([str(BIN), "models", "watch", "--timeout", "5"], capture_output=True, text=True,
-                          timeout=30)
+    proc = subprocess.run([str(BIN), "models", "watch", "--timeout", "5"], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2 and "no model folder exists" in proc.stderr

@@ -52,7 +52,8 @@ def test_missing_section_fails(agents: Path) -> None:
     p.write_text(text[: text.index("## Guardrails")])
     rc, lines = _validate(agents)
     assert rc == 1 and [ln for ln in lines if ln.startswith("sysadmin.md")] == [
-        "sysadmin.md: missing section '## Guardrails'"]
+        "sysadmin.md: missing section '## Guardrails'"
+    ]
 
 
 def test_empty_section_fails(agents: Path) -> None:
@@ -63,14 +64,23 @@ def test_empty_section_fails(agents: Path) -> None:
     assert rc == 1 and "model-engineer.md: section '## Outputs' is empty" in lines
 
 
-@pytest.mark.parametrize(("old", "new", "expected"), [
-    ("name: sysadmin", "name: admin", "sysadmin.md: name 'admin' does not match the file name 'sysadmin'"),
-    ("tools: [shell, read, search]", "tools: [shell, teleport]",
-     "sysadmin.md: unknown tool 'teleport' (known: shell, read, search, edit, write, web, todo)"),
-    ("tools: [shell, read, search]", "tools: [shell, read, search]\ncolor: red",
-     "sysadmin.md: unknown front matter key 'color' (known: name, description, tools, actions)"),
-    ("tools: [shell, read, search]", "tools: [shell, read, search", None),
-])
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("name: sysadmin", "name: admin", "sysadmin.md: name 'admin' does not match the file name 'sysadmin'"),
+        (
+            "tools: [shell, read, search]",
+            "tools: [shell, teleport]",
+            "sysadmin.md: unknown tool 'teleport' (known: shell, read, search, edit, write, web, todo)",
+        ),
+        (
+            "tools: [shell, read, search]",
+            "tools: [shell, read, search]\ncolor: red",
+            "sysadmin.md: unknown front matter key 'color' (known: name, description, tools, actions)",
+        ),
+        ("tools: [shell, read, search]", "tools: [shell, read, search", None),
+    ],
+)
 def test_bad_front_matter_fails(agents: Path, old: str, new: str, expected: str | None) -> None:
     """Name mismatch, unknown tool, unknown key and broken YAML each fail validation."""
     p = agents / "sysadmin.md"
@@ -104,7 +114,7 @@ def test_bad_references_fail(agents: Path) -> None:
 def test_command_words_stop_at_arguments() -> None:
     """Options, placeholders and quoted arguments end the command words of a mention."""
     assert definitions.command_words("system health --profile batch") == ["system", "health"]
-    assert definitions.command_words("log rollback \"<change>\" x") == ["log", "rollback"]
+    assert definitions.command_words('log rollback "<change>" x') == ["log", "rollback"]
     assert definitions.command_words("storage check PATH") == ["storage", "check"]
 
 

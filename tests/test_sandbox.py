@@ -16,8 +16,10 @@ def test_write_outside_root_fails_inside_succeeds(tmp_path: Path, root: Path) ->
     """Under --sandbox a child process cannot create a file outside the root; inside it can."""
     outside = tmp_path / "outside.txt"
     inside = root / "inside.txt"
-    script = (f"echo in > {inside} && echo wrote-inside; echo out > {outside} || echo blocked-outside; "
-              f"echo x > /dev/null && echo devnull-ok")
+    script = (
+        f"echo in > {inside} && echo wrote-inside; echo out > {outside} || echo blocked-outside; "
+        f"echo x > /dev/null && echo devnull-ok"
+    )
     r = run_cli("session", "exec", "--sandbox", "--shell", "--", script)
     assert r.returncode == 0, r.stderr
     assert "wrote-inside" in r.stdout and "blocked-outside" in r.stdout and "devnull-ok" in r.stdout
@@ -28,8 +30,15 @@ def test_write_outside_root_fails_inside_succeeds(tmp_path: Path, root: Path) ->
 def test_sandbox_inherited_and_exit_code(tmp_path: Path) -> None:
     """Grandchildren are restricted too, and the command's exit code comes back unchanged."""
     target = tmp_path / "grandchild.txt"
-    r = run_cli("session", "exec", "--sandbox", "--", "python3", "-c",
-                f"import subprocess,sys; sys.exit(subprocess.call(['touch', '{target}']))")
+    r = run_cli(
+        "session",
+        "exec",
+        "--sandbox",
+        "--",
+        "python3",
+        "-c",
+        f"import subprocess,sys; sys.exit(subprocess.call(['touch', '{target}']))",
+    )
     assert r.returncode != 0 and not target.exists()
 
 

@@ -31,8 +31,9 @@ def test_start_prints_status_and_an_eval_able_export(root: Path, log_dir: Path) 
     (ev,) = [e for e in events(log_dir) if e["cat"] == "SESSION_START"]
     assert (ev["cat"], ev["session"], ev["msg"]) == ("SESSION_START", sid, "tune draft-max")
     assert ev["details"] == f"new_session={sid}"
-    out = subprocess.run(["bash", "-c", f'eval "$({BIN} session start)"; echo "$EPYC_AGENT_SESSION"'],
-                         capture_output=True, text=True).stdout.strip()
+    out = subprocess.run(
+        ["bash", "-c", f'eval "$({BIN} session start)"; echo "$EPYC_AGENT_SESSION"'], capture_output=True, text=True
+    ).stdout.strip()
     assert out.startswith("ses_") and out != sid
 
 
@@ -99,16 +100,14 @@ def test_status_end_and_list(root: Path, log_dir: Path) -> None:
     assert end.returncode == 0 and "unset EPYC_AGENT_SESSION" in end.stdout
     lst = json.loads(run_cli("session", "list", "--json").stdout)
     assert [(s["id"], s["status"], s["summary"]) for s in lst] == [(sid, "ended", "all good")]
-    assert [e["cat"] for e in events(log_dir) if e["cat"].startswith("SESSION")] == ["SESSION_START",
-                                                                                    "SESSION_END"]
+    assert [e["cat"] for e in events(log_dir) if e["cat"].startswith("SESSION")] == ["SESSION_START", "SESSION_END"]
     assert run_cli("session", "end").returncode == 2  # no current session any more
 
 
 def test_exec_logs_intent_and_result_and_returns_exit_code(root: Path, log_dir: Path) -> None:
     sid = run_cli("session", "start").stdout.splitlines()[-1].split("=")[1]
     env = {"EPYC_AGENT_SESSION": sid}
-    r = run_cli("session", "exec", "--reason", "probe", "--", "bash", "-c", "echo out; echo err >&2; exit 3",
-                env=env)
+    r = run_cli("session", "exec", "--reason", "probe", "--", "bash", "-c", "echo out; echo err >&2; exit 3", env=env)
     assert r.returncode == 3
     assert r.stdout == "out\n" and r.stderr == "err\n"
     intent, result = [e for e in events(log_dir) if e["cat"] in ("CMD_INTENT", "CMD_RESULT")]

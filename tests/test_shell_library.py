@@ -15,7 +15,7 @@ from tests.conftest import BIN, run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 
-OLD_SCRIPT = r'''
+OLD_SCRIPT = r"""
 set -euo pipefail
 source "$REPO/scripts/agent_log.sh"
 agent_session_start "benchmark \"quoted\" purpose"
@@ -39,7 +39,7 @@ set +e; agent_exec "failing" false; echo "exec rc=$?"; set -e
 agent_log_tail 5 > /dev/null 2>&1 || true
 agent_session_end "all done"
 echo "script finished"
-'''
+"""
 
 
 def run_script(script: str, root: Path) -> subprocess.CompletedProcess[str]:
@@ -53,8 +53,11 @@ def test_old_script_runs_unchanged_and_logs_valid_events(root: Path, log_dir: Pa
     assert "script finished" in r.stdout and "PiPed" in r.stdout and "from a function" in r.stdout
     assert "function rc=4" in r.stdout and "exec rc=1" in r.stdout
     stats = ReadStats()
-    evs = [e for e in read_events(log_dir, stats) if e["cat"] not in ("OBSERVE", "WARNING")
-           or e["msg"] in ("decode_tps", "disk 90% full")]
+    evs = [
+        e
+        for e in read_events(log_dir, stats)
+        if e["cat"] not in ("OBSERVE", "WARNING") or e["msg"] in ("decode_tps", "disk 90% full")
+    ]
     assert stats.corrupt_count == 0
     for line in (log_dir / "agent_audit-main.log").read_bytes().splitlines():
         json.loads(line)  # every line is valid JSON
@@ -87,27 +90,43 @@ def test_logging_failures_do_not_abort_set_e_scripts(tmp_path: Path) -> None:
 
 
 def test_shell_init_defines_every_old_function() -> None:
-    names = ["agent_session_start", "agent_session_end", "agent_task_start", "agent_task_end",
-             "agent_cmd_intent", "agent_cmd_result", "agent_file_modify", "agent_decision", "agent_warn",
-             "agent_error", "agent_observe", "agent_rollback_info", "agent_exec", "agent_log_tail",
-             "agent_log_session"]
+    names = [
+        "agent_session_start",
+        "agent_session_end",
+        "agent_task_start",
+        "agent_task_end",
+        "agent_cmd_intent",
+        "agent_cmd_result",
+        "agent_file_modify",
+        "agent_decision",
+        "agent_warn",
+        "agent_error",
+        "agent_observe",
+        "agent_rollback_info",
+        "agent_exec",
+        "agent_log_tail",
+        "agent_log_session",
+    ]
     script = f'eval "$({BIN} shell-init)"; for f in {" ".join(names)}; do type -t "$f"; done'
     r = subprocess.run(["bash", "-c", script], capture_output=True, text=True)
     assert r.stdout.split() == ["function"] * len(names)
 
 
-@pytest.mark.parametrize(("args", "cat", "fields"), [
-    (["task-start", "desc", "why"], "TASK_START", {"msg": "desc", "details": "why"}),
-    (["task-end", "desc", "failed"], "TASK_END", {"details": "outcome=failed", "level": "WARN"}),
-    (["cmd-intent", "make", "build"], "CMD_INTENT", {"cmd": "make", "details": "build"}),
-    (["cmd-result", "make", "0", "fine"], "CMD_RESULT", {"exit_code": 0, "details": "exit=0; fine"}),
-    (["file-modify", "/a", "delete", "cleanup"], "FILE_MODIFY", {"path": "/a", "action": "delete"}),
-    (["decision", "K=16", "best"], "DECISION", {"msg": "K=16"}),
-    (["warn", "slow", "ctx"], "WARNING", {"level": "WARN"}),
-    (["error", "boom"], "ERROR", {"level": "ERROR"}),
-    (["observe", "delta", "-5"], "OBSERVE", {"data": {"what": "delta", "value": -5}}),
-    (["rollback", "edit", "git checkout f"], "ROLLBACK", {"undo": "git checkout f", "action": "edit"}),
-])
+@pytest.mark.parametrize(
+    ("args", "cat", "fields"),
+    [
+        (["task-start", "desc", "why"], "TASK_START", {"msg": "desc", "details": "why"}),
+        (["task-end", "desc", "failed"], "TASK_END", {"details": "outcome=failed", "level": "WARN"}),
+        (["cmd-intent", "make", "build"], "CMD_INTENT", {"cmd": "make", "details": "build"}),
+        (["cmd-result", "make", "0", "fine"], "CMD_RESULT", {"exit_code": 0, "details": "exit=0; fine"}),
+        (["file-modify", "/a", "delete", "cleanup"], "FILE_MODIFY", {"path": "/a", "action": "delete"}),
+        (["decision", "K=16", "best"], "DECISION", {"msg": "K=16"}),
+        (["warn", "slow", "ctx"], "WARNING", {"level": "WARN"}),
+        (["error", "boom"], "ERROR", {"level": "ERROR"}),
+        (["observe", "delta", "-5"], "OBSERVE", {"data": {"what": "delta", "value": -5}}),
+        (["rollback", "edit", "git checkout f"], "ROLLBACK", {"undo": "git checkout f", "action": "edit"}),
+    ],
+)
 def test_log_verbs_fast_path(args: list[str], cat: str, fields: dict, log_dir: Path) -> None:
     r = run_cli("log", *args)
     assert r.returncode == 0, r.stderr

@@ -36,14 +36,17 @@ def test_paths_under_root_are_allowed(lab: Path) -> None:
     assert g.check(lab / "not" / "yet" / "there.txt").allowed
 
 
-@pytest.mark.parametrize("rel", [
-    "../etc/passwd",  # .. out of the root
-    "llm2/file",  # prefix twin
-    "escape/file",  # symlink under the root pointing out
-    "escape/new/dir/file",  # symlink among the parents of a file that does not exist yet
-    "dangling",  # dangling symlink: the write would create its target outside
-    "models/../../outside/x",
-])
+@pytest.mark.parametrize(
+    "rel",
+    [
+        "../etc/passwd",  # .. out of the root
+        "llm2/file",  # prefix twin
+        "escape/file",  # symlink under the root pointing out
+        "escape/new/dir/file",  # symlink among the parents of a file that does not exist yet
+        "dangling",  # dangling symlink: the write would create its target outside
+        "models/../../outside/x",
+    ],
+)
 def test_escapes_are_refused(lab: Path, rel: str) -> None:
     """`..`, prefix twins and symlinks (existing, dangling, in missing parents) are refused."""
     target = lab / rel if not rel.startswith("llm2") else lab.parent / rel
@@ -128,9 +131,22 @@ def test_env_exports_are_under_root_and_created(root: Path) -> None:
     """Every exported folder is under the root and exists; eval in bash works."""
     r = run_cli("env")
     assert r.returncode == 0, r.stderr
-    names = ["HF_HOME", "TRANSFORMERS_CACHE", "HF_DATASETS_CACHE", "PIP_CACHE_DIR", "TMPDIR", "TMP", "TEMP",
-             "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "TORCH_HOME", "npm_config_cache",
-             "CARGO_HOME", "CLAUDE_CODE_TMPDIR"]
+    names = [
+        "HF_HOME",
+        "TRANSFORMERS_CACHE",
+        "HF_DATASETS_CACHE",
+        "PIP_CACHE_DIR",
+        "TMPDIR",
+        "TMP",
+        "TEMP",
+        "XDG_CACHE_HOME",
+        "XDG_DATA_HOME",
+        "XDG_STATE_HOME",
+        "TORCH_HOME",
+        "npm_config_cache",
+        "CARGO_HOME",
+        "CLAUDE_CODE_TMPDIR",
+    ]
     script = f'eval "$({run_cli.__globals__["BIN"]} env)"; ' + "; ".join(f'echo "{n}=${n}"' for n in names)
     out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=os.environ).stdout
     values = dict(line.split("=", 1) for line in out.splitlines())

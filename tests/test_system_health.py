@@ -74,8 +74,10 @@ def test_process_check_counts_others_never_itself(tmp_path: Path) -> None:
         assert other.pid in found
         assert mention.pid not in found
         # the checker itself runs as `llama-bench`: it must see only `other`, not itself
-        code = "import json; from epyc_agent.system.health import heavy_processes; " \
-               "print(json.dumps([p['pid'] for p in heavy_processes()]))"
+        code = (
+            "import json; from epyc_agent.system.health import heavy_processes; "
+            "print(json.dumps([p['pid'] for p in heavy_processes()]))"
+        )
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # venv via a symlink
         own = subprocess.run([str(fake), "-c", code], capture_output=True, text=True, timeout=60, env=env)
         assert json.loads(own.stdout) == [other.pid], own.stderr
@@ -123,16 +125,19 @@ def test_unknown_profile_is_usage_error() -> None:
     assert os.environ["EPYC_AGENT_ROOT"]
 
 
-@pytest.mark.parametrize(("cmdline", "heavy"), [
-    (["/opt/llama.cpp/bin/llama-server", "-m", "x.gguf"], True),
-    (["/venv/bin/epyc-agent", "track", "run", "8", "-m", "x"], True),
-    (["/venv/bin/python", "/venv/bin/epyc-agent", "--root", "/r", "track", "rerun", "id"], True),
-    (["/venv/bin/epyc-agent", "track", "list"], False),
-    (["/venv/bin/epyc-agent", "--root", "track", "session", "run"], False),
-    (["/venv/bin/python", "-c", "pass", "epyc-agent", "track", "run"], False),
-    (["bash", "-c", "llama-bench -m x; epyc-agent track run 8"], False),
-    (["grep", "llama-server"], False),
-])
+@pytest.mark.parametrize(
+    ("cmdline", "heavy"),
+    [
+        (["/opt/llama.cpp/bin/llama-server", "-m", "x.gguf"], True),
+        (["/venv/bin/epyc-agent", "track", "run", "8", "-m", "x"], True),
+        (["/venv/bin/python", "/venv/bin/epyc-agent", "--root", "/r", "track", "rerun", "id"], True),
+        (["/venv/bin/epyc-agent", "track", "list"], False),
+        (["/venv/bin/epyc-agent", "--root", "track", "session", "run"], False),
+        (["/venv/bin/python", "-c", "pass", "epyc-agent", "track", "run"], False),
+        (["bash", "-c", "llama-bench -m x; epyc-agent track run 8"], False),
+        (["grep", "llama-server"], False),
+    ],
+)
 def test_heavy_process_by_argv_positions(cmdline: list[str], heavy: bool) -> None:
     """llama.cpp tools and other `track run`s are found by program and argv position, not substrings."""
     prog = health.program_name(cmdline, "x")

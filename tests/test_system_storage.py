@@ -44,8 +44,9 @@ def test_monitor_critical_is_error_event(tmp_path: Path, root: Path) -> None:
 def test_monitor_exits_cleanly_on_sigterm(tmp_path: Path, root: Path) -> None:
     """A looping monitor stops on SIGTERM with exit 0, after logging only level changes."""
     (tmp_path / "epyc-agent.yaml").write_text("disk: {warn_used_pct: 0.1, critical_used_pct: 99.99}\n")
-    p = subprocess.Popen([str(BIN), "storage", "monitor", "--interval", "0.2"], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [str(BIN), "storage", "monitor", "--interval", "0.2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         first = p.stdout.readline()  # type: ignore[union-attr]
         assert first.startswith("WARN")
@@ -59,8 +60,9 @@ def test_monitor_exits_cleanly_on_sigterm(tmp_path: Path, root: Path) -> None:
     assert len([e for e in _events(root) if e["cat"] == "WARNING"]) == 1  # a change, not every sample
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("45s", 45), ("30m", 1800), ("2h", 7200), ("7d", 604800),
-                                               ("1w", 604800), ("1.5h", 5400)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("45s", 45), ("30m", 1800), ("2h", 7200), ("7d", 604800), ("1w", 604800), ("1.5h", 5400)]
+)
 def test_parse_age(text: str, seconds: float) -> None:
     """Ages parse with their unit."""
     assert parse_age(text) == seconds
@@ -123,8 +125,9 @@ def test_cleanup_apply_deletes_only_old_files_inside_tmp_and_cache(tree: dict[st
     for k in ("tmp_new", "models_old", "outside_old", "outside_dir_file"):
         assert tree[k].exists(), k
     deletes = [e for e in _events(root) if e["cat"] == "FILE_MODIFY" and e["action"] == "delete"]
-    assert sorted(e["path"] for e in deletes) == sorted(str(tree[k]) for k in ("tmp_old", "cache_old", "link",
-                                                                              "dirlink"))
+    assert sorted(e["path"] for e in deletes) == sorted(
+        str(tree[k]) for k in ("tmp_old", "cache_old", "link", "dirlink")
+    )
 
 
 def test_cleanup_refuses_tmp_outside_root(tmp_path: Path) -> None:

@@ -26,8 +26,21 @@ def _typed(rec: dict) -> None:
 
 def test_run_rerun_report(default_model: Path, root: Path, log_dir: Path) -> None:
     """Run, rerun and report on the real model; the report is regenerated, never appended to."""
-    r = run_cli("track", "run", "8", "-m", str(default_model), "--prompts", "1", "--reps", "1",
-                "--max-tokens", "16", "--json", timeout=600)
+    r = run_cli(
+        "track",
+        "run",
+        "8",
+        "-m",
+        str(default_model),
+        "--prompts",
+        "1",
+        "--reps",
+        "1",
+        "--max-tokens",
+        "16",
+        "--json",
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     run_dir = Path(out["run_dir"])
@@ -43,15 +56,18 @@ def test_run_rerun_report(default_model: Path, root: Path, log_dir: Path) -> Non
     assert conf["request"]["track"] == "8" and conf["workload"]["prompt_ids"] == ["sum-01"]
 
     recs = [json.loads(x) for x in (run_dir / "output.jsonl").read_text().splitlines()]
-    assert [(x["config"], x["prompt_id"], x["rep"]) for x in recs] == [("baseline", "sum-01", 0),
-                                                                       ("default", "sum-01", 0)]
+    assert [(x["config"], x["prompt_id"], x["rep"]) for x in recs] == [
+        ("baseline", "sum-01", 0),
+        ("default", "sum-01", 0),
+    ]
     for rec in recs:
         _typed(rec)
     method = recs[1]
     assert method["drafted"] >= method["accepted"] >= 0 and isinstance(method["agreement"]["identical"], bool)
     base_s, method_s = out["summary"]
     assert base_s["speedup"] is None and method_s["speedup"] == pytest.approx(
-        method_s["decode_tps"]["median"] / base_s["decode_tps"]["median"], rel=0.01)
+        method_s["decode_tps"]["median"] / base_s["decode_tps"]["median"], rel=0.01
+    )
 
     tested = json.loads((log_dir / "tested_models.json").read_text())["tests"]
     assert tested[-1]["method"] == "prompt_lookup" and tested[-1]["run_id"] == out["run_id"]
@@ -73,8 +89,11 @@ def test_run_rerun_report(default_model: Path, root: Path, log_dir: Path) -> Non
     again = json.loads(r.stdout)
     conf2 = json.loads((Path(again["run_dir"]) / "config.json").read_text())
     assert again["run_id"] != out["run_id"]
-    assert (conf2["model"]["sha256"], conf2["workload"]["sha256"], conf2["configs"]) == \
-        (conf["model"]["sha256"], conf["workload"]["sha256"], conf["configs"])
+    assert (conf2["model"]["sha256"], conf2["workload"]["sha256"], conf2["configs"]) == (
+        conf["model"]["sha256"],
+        conf["workload"]["sha256"],
+        conf["configs"],
+    )
 
     second = report.read_text()
     assert "from 2 run(s)" in second and out["run_id"] in second and again["run_id"] in second

@@ -16,8 +16,27 @@ pytestmark = pytest.mark.slow
 def test_track_2_sweeps_expert_counts(tmp_path: Path, log_dir: Path) -> None:
     """Two reduced counts against the full 4 experts: each changes the output, and the report says how much."""
     moe = write_tiny_moe(tmp_path / "tiny-moe.gguf")
-    r = run_cli("track", "run", "2", "-m", str(moe), "--workload", "open_ended", "--prompts", "2", "--reps", "2",
-                "--max-tokens", "16", "--param", "expert_used_count=1,2", "--threads", "1", "--json", timeout=600)
+    r = run_cli(
+        "track",
+        "run",
+        "2",
+        "-m",
+        str(moe),
+        "--workload",
+        "open_ended",
+        "--prompts",
+        "2",
+        "--reps",
+        "2",
+        "--max-tokens",
+        "16",
+        "--param",
+        "expert_used_count=1,2",
+        "--threads",
+        "1",
+        "--json",
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     base, one, two = out["summary"]
@@ -30,7 +49,9 @@ def test_track_2_sweeps_expert_counts(tmp_path: Path, log_dir: Path) -> None:
         assert s["speedup"] > 0 and s["acceptance_rate"] is None
     conf = json.loads((Path(out["run_dir"]) / "config.json").read_text())
     assert conf["model"]["expert_count"] == 8 and conf["model"]["expert_used_count"] == 4
-    assert conf["configs"] == [{"label": "expert_used_count=1", "params": {"expert_used_count": 1}},
-                               {"label": "expert_used_count=2", "params": {"expert_used_count": 2}}]
+    assert conf["configs"] == [
+        {"label": "expert_used_count=1", "params": {"expert_used_count": 1}},
+        {"label": "expert_used_count=2", "params": {"expert_used_count": 2}},
+    ]
     tested = json.loads((log_dir / "tested_models.json").read_text())["tests"]
     assert tested[-1]["method"] == "moe_reduction"

@@ -61,10 +61,13 @@ def test_track_1_needs_a_draft(default_model: Path) -> None:
         _plan("1", str(default_model))
 
 
-@pytest.mark.parametrize(("track", "kind", "message"), [
-    ("7", NotBuiltError, "track 7 (CAS-Spec): method 'cas_spec' is planned, not built yet"),
-    ("3", EpycAgentError, "track 3 (EAGLE) is deprecated"),
-])
+@pytest.mark.parametrize(
+    ("track", "kind", "message"),
+    [
+        ("7", NotBuiltError, "track 7 (CAS-Spec): method 'cas_spec' is planned, not built yet"),
+        ("3", EpycAgentError, "track 3 (EAGLE) is deprecated"),
+    ],
+)
 def test_unbuilt_and_deprecated_tracks(default_model: Path, track: str, kind: type, message: str) -> None:
     with pytest.raises(kind, match=re.escape(message)):
         _plan(track, str(default_model))
@@ -105,5 +108,6 @@ def test_cli_refusals_exit_2_one_line(default_model: Path, tmp_path: Path) -> No
     assert r.returncode == 2 and "not built yet" in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr
     r = run_cli("track", "run", "8", "-m", str(tmp_path / "gone.gguf"))
     assert r.returncode == 2 and str(tmp_path / "gone.gguf") in r.stderr and "Traceback" not in r.stderr
-    assert not (tmp_path / "root" / "benchmarks" / "runs").exists() or \
-        not list((tmp_path / "root" / "benchmarks" / "runs").iterdir())
+    assert not (tmp_path / "root" / "benchmarks" / "runs").exists() or not list(
+        (tmp_path / "root" / "benchmarks" / "runs").iterdir()
+    )

@@ -14,8 +14,14 @@ from epyc_agent.inference.methods import METHODS
 from epyc_agent.tracks.spec import STATUSES, load_tracks, parse_tracks, research_dir
 from epyc_agent.tracks.workloads import list_workloads, load_workload
 
-EXPECTED = {1: ("draft_model", "production"), 2: ("moe_reduction", "production"), 3: ("eagle", "deprecated"),
-            6: ("suffix", "active"), 7: ("cas_spec", "planned"), 8: ("prompt_lookup", "active")}
+EXPECTED = {
+    1: ("draft_model", "production"),
+    2: ("moe_reduction", "production"),
+    3: ("eagle", "deprecated"),
+    6: ("suffix", "active"),
+    7: ("cas_spec", "planned"),
+    8: ("prompt_lookup", "active"),
+}
 
 
 def test_every_track_of_the_plan_with_method_and_status() -> None:
@@ -37,15 +43,48 @@ def test_track_params_are_the_engines_and_have_sweeps() -> None:
     assert tracks[2].params["expert_used_count"].sweep == [2, 4, 6]
 
 
-@pytest.mark.parametrize(("raw", "message"), [
-    ({"tracks": [{"id": 1, "name": "x", "method": "m", "status": "someday", "summary": "s", "expected_gain": "g"}]},
-     "status 'someday' not one of"),
-    ({"tracks": [{"id": 1, "name": "x", "method": "m", "status": "active", "summary": "s"}]}, "lacks expected_gain"),
-    ({"tracks": [{"id": 1, "name": "x", "method": "m", "status": "active", "summary": "s", "expected_gain": "g",
-                  "params": {"k": {"type": "int", "sweep": [1, "two"]}}}]}, "value 'two' is not a int"),
-    ({"tracks": [{"id": 1, "name": "x", "method": "m", "status": "active", "summary": "s", "expected_gain": "g"}] * 2},
-     "appears twice"),
-])
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (
+            {
+                "tracks": [
+                    {"id": 1, "name": "x", "method": "m", "status": "someday", "summary": "s", "expected_gain": "g"}
+                ]
+            },
+            "status 'someday' not one of",
+        ),
+        (
+            {"tracks": [{"id": 1, "name": "x", "method": "m", "status": "active", "summary": "s"}]},
+            "lacks expected_gain",
+        ),
+        (
+            {
+                "tracks": [
+                    {
+                        "id": 1,
+                        "name": "x",
+                        "method": "m",
+                        "status": "active",
+                        "summary": "s",
+                        "expected_gain": "g",
+                        "params": {"k": {"type": "int", "sweep": [1, "two"]}},
+                    }
+                ]
+            },
+            "value 'two' is not a int",
+        ),
+        (
+            {
+                "tracks": [
+                    {"id": 1, "name": "x", "method": "m", "status": "active", "summary": "s", "expected_gain": "g"}
+                ]
+                * 2
+            },
+            "appears twice",
+        ),
+    ],
+)
 def test_invalid_tracks_are_named(raw: dict, message: str) -> None:
     """A defect in tracks.yaml names the track and what is wrong."""
     with pytest.raises(EpycAgentError, match=message):
@@ -85,8 +124,13 @@ def test_track_list_and_show_cli() -> None:
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
     assert [(d["id"], d["status"], d["built"]) for d in data] == [
-        (1, "production", True), (2, "production", True), (3, "deprecated", False), (6, "active", True),
-        (7, "planned", False), (8, "active", True)]
+        (1, "production", True),
+        (2, "production", True),
+        (3, "deprecated", False),
+        (6, "active", True),
+        (7, "planned", False),
+        (8, "active", True),
+    ]
     r = run_cli("track", "show", "8")
     assert r.returncode == 0 and "pl_k" in r.stdout and "4, 8, 10, 16" in r.stdout and "llama-lookup" in r.stdout
     show2 = json.loads(run_cli("track", "show", "2", "--json").stdout)

@@ -34,8 +34,23 @@ def test_suffix_decoding_counters(tmp_path: Path) -> None:
 def test_self_draft_is_accepted_and_longer_drafts_are_not_capped(tmp_path: Path) -> None:
     """Track 1 with the model drafting for itself: acceptance ~1; K=24 accepts more per step than K=4."""
     model = write_tiny_moe(tmp_path / "tiny.gguf")
-    out = _run("1", "-m", str(model), "--draft", str(model), "-w", "code_editing", "--prompts", "2", "--reps", "1",
-               "--max-tokens", "48", "--param", "draft_k=4,24")
+    out = _run(
+        "1",
+        "-m",
+        str(model),
+        "--draft",
+        str(model),
+        "-w",
+        "code_editing",
+        "--prompts",
+        "2",
+        "--reps",
+        "1",
+        "--max-tokens",
+        "48",
+        "--param",
+        "draft_k=4,24",
+    )
     base, k4, k24 = out["summary"]
     assert (k4["config"], k24["config"]) == ("draft_k=4", "draft_k=24")
     assert k4["acceptance_rate"] > 0.9 and k24["acceptance_rate"] > 0.9

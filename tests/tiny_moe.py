@@ -6,8 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def write_tiny_moe(path: str | Path, n_expert: int = 8, n_used: int = 4, n_embd: int = 64, n_head: int = 4,
-                   n_layer: int = 2, n_ff: int = 64, seed: int = 0) -> Path:
+def write_tiny_moe(
+    path: str | Path,
+    n_expert: int = 8,
+    n_used: int = 4,
+    n_embd: int = 64,
+    n_head: int = 4,
+    n_layer: int = 2,
+    n_ff: int = 64,
+    seed: int = 0,
+) -> Path:
     import numpy as np
     from gguf import GGUFWriter, TokenType
 

@@ -34,15 +34,24 @@ def summary(log_dir: str, q: Query) -> dict[str, Any]:
     levels = _by(counts, 2)
     return {
         "log_dir": log_dir,
-        "files": len(st.files), "lines": st.lines, "events": sum(counts.values()),
-        "legacy_lines": st.legacy_lines, "corrupt": st.corrupt_count,
+        "files": len(st.files),
+        "lines": st.lines,
+        "events": sum(counts.values()),
+        "legacy_lines": st.legacy_lines,
+        "corrupt": st.corrupt_count,
         "corrupt_lines": [f"{x.file}:{x.line}: {x.error}" for x in st.corrupt[:MAX_CORRUPT_SHOWN]],
-        "first": text(c["lo"]) if c["lo"] else None, "last": text(c["hi"]) if c["hi"] else None,
+        "first": text(c["lo"]) if c["lo"] else None,
+        "last": text(c["hi"]) if c["hi"] else None,
         "sessions": len(c["first"]),
-        "commands": cats.get("CMD_RESULT", 0), "failed_commands": sum(c["failed"].values()),
-        "files_modified": cats.get("FILE_MODIFY", 0), "rollbacks": cats.get("ROLLBACK", 0),
-        "errors": levels.get("ERROR", 0), "warnings": levels.get("WARN", 0),
-        "levels": levels, "categories": cats, "agents": _by(counts, 1),
+        "commands": cats.get("CMD_RESULT", 0),
+        "failed_commands": sum(c["failed"].values()),
+        "files_modified": cats.get("FILE_MODIFY", 0),
+        "rollbacks": cats.get("ROLLBACK", 0),
+        "errors": levels.get("ERROR", 0),
+        "warnings": levels.get("WARN", 0),
+        "levels": levels,
+        "categories": cats,
+        "agents": _by(counts, 1),
         "filters": q.describe(),
     }
 
@@ -55,6 +64,7 @@ def sessions(log_dir: str, q: Query) -> dict[str, Any]:
 
 
 # --- commands and files -------------------------------------------------------------------
+
 
 def _commands_part(path: str, q: Query) -> tuple[dict[str, list[Any]], ReadStats]:
     st = ReadStats()
@@ -95,10 +105,25 @@ def commands(log_dir: str, q: Query, limit: int = 50) -> dict[str, Any]:
             if a[3] >= m[3]:
                 m[3], m[4] = a[3], a[4]
     ranked = sorted(merged.items(), key=lambda kv: (-kv[1][0], kv[0]))
-    rows = [{"cmd": norm, "count": a[0], "failed": a[1], "sessions": len(a[2]), "last": text(a[3]),
-             "last_exit": a[4], "example": a[5]} for norm, a in ranked[: limit or None]]
-    return {"total": sum(a[0] for a in merged.values()), "distinct": len(merged),
-            "failed": sum(a[1] for a in merged.values()), "commands": rows, "filters": q.describe()}
+    rows = [
+        {
+            "cmd": norm,
+            "count": a[0],
+            "failed": a[1],
+            "sessions": len(a[2]),
+            "last": text(a[3]),
+            "last_exit": a[4],
+            "example": a[5],
+        }
+        for norm, a in ranked[: limit or None]
+    ]
+    return {
+        "total": sum(a[0] for a in merged.values()),
+        "distinct": len(merged),
+        "failed": sum(a[1] for a in merged.values()),
+        "commands": rows,
+        "filters": q.describe(),
+    }
 
 
 def _files_part(path: str, q: Query) -> tuple[dict[str, list[Any]], ReadStats]:
@@ -132,7 +157,13 @@ def files(log_dir: str, q: Query, limit: int = 50) -> dict[str, Any]:
             m[2] |= a[2]
             m[3] = max(m[3], a[3])
     ranked = sorted(merged.items(), key=lambda kv: (-kv[1][0], kv[0]))
-    rows = [{"path": p, "count": a[0], "actions": dict(a[1].most_common()), "sessions": len(a[2]),
-             "last": text(a[3])} for p, a in ranked[: limit or None]]
-    return {"total": sum(a[0] for a in merged.values()), "distinct": len(merged), "files": rows,
-            "filters": q.describe()}
+    rows = [
+        {"path": p, "count": a[0], "actions": dict(a[1].most_common()), "sessions": len(a[2]), "last": text(a[3])}
+        for p, a in ranked[: limit or None]
+    ]
+    return {
+        "total": sum(a[0] for a in merged.values()),
+        "distinct": len(merged),
+        "files": rows,
+        "filters": q.describe(),
+    }

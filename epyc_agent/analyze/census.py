@@ -59,7 +59,7 @@ def _census_part(path: str, q: Query) -> tuple[dict[str, Any], ReadStats]:
     for n, lines in line_blocks(path, st):
         ok = [ln[33:47] == _MID and ln.endswith(V1_TAIL) for ln in lines]
         v1 = lines if all(ok) else list(compress(lines, ok))
-        keys = [ln[36:ln.find(b',"msg":"', 36)] for ln in v1]
+        keys = [ln[36 : ln.find(b',"msg":"', 36)] for ln in v1]
         uniq = set(keys)
         new = uniq.difference(heads)
         for k in new:
@@ -68,9 +68,9 @@ def _census_part(path: str, q: Query) -> tuple[dict[str, Any], ReadStats]:
             if m is None:
                 bad.add(k)
         if bad and not bad.isdisjoint(keys):  # a v1-looking line with an odd head: read it carefully
-            ok = [o and heads[ln[36:ln.find(b',"msg":"', 36)]] is not None for o, ln in zip(ok, lines, strict=True)]
+            ok = [o and heads[ln[36 : ln.find(b',"msg":"', 36)]] is not None for o, ln in zip(ok, lines, strict=True)]
             v1 = list(compress(lines, ok))
-            keys = [ln[36:ln.find(b',"msg":"', 36)] for ln in v1]
+            keys = [ln[36 : ln.find(b',"msg":"', 36)] for ln in v1]
         if v1 is not lines:
             others = [(n + j, ln) for j, (ln, o) in enumerate(zip(lines, ok, strict=True)) if not o]
             _tally_careful(others, path, agent, st, tally, q)
@@ -81,8 +81,13 @@ def _census_part(path: str, q: Query) -> tuple[dict[str, Any], ReadStats]:
         st.events += len(v1)
         tally.add(keys, ts)
         cmd = {k for k in uniq if k.endswith(_CMD)}  # per distinct head, not per line
-        tally.failed.update([k for k, ln in zip(keys, v1, strict=True) if k in cmd
-                             and b',"exit_code":' in ln and b',"exit_code":0,' not in ln])
+        tally.failed.update(
+            [
+                k
+                for k, ln in zip(keys, v1, strict=True)
+                if k in cmd and b',"exit_code":' in ln and b',"exit_code":0,' not in ln
+            ]
+        )
         notes = {k for k in uniq if k.endswith(_NOTES)}
         for k, ln in zip(keys, v1, strict=True) if notes else ():
             if k in notes:
@@ -90,16 +95,18 @@ def _census_part(path: str, q: Query) -> tuple[dict[str, Any], ReadStats]:
     return _resolve(tally, heads, q), st
 
 
-def _tally_careful(lines: list[tuple[int, bytes]], path: str, agent: str, st: ReadStats, tally: _Tally,
-                   q: Query) -> None:
+def _tally_careful(
+    lines: list[tuple[int, bytes]], path: str, agent: str, st: ReadStats, tally: _Tally, q: Query
+) -> None:
     """Lines that are not plain v1 lines: the reader's upgrade path (legacy counted, corrupt counted)."""
     items = [careful(ln, j, path, agent, st) for j, ln in lines]
     kept = [i for i in items if i is not None and q.keep(i)]
     st.events += len(kept)
     hk = [(i[SES], i[AGENT], i[LEVEL], i[CAT]) for i in kept]
     tally.add(hk, [i[TS] for i in kept])
-    tally.failed.update([k for k, i in zip(hk, kept, strict=True)
-                         if i[CAT] == b"CMD_RESULT" and exit_code(i) not in (0, None)])
+    tally.failed.update(
+        [k for k, i in zip(hk, kept, strict=True) if i[CAT] == b"CMD_RESULT" and exit_code(i) not in (0, None)]
+    )
     for k, i in zip(hk, kept, strict=True):
         if i[CAT] in (b"SESSION_START", b"SESSION_END"):
             tally.notes[k] = str(event(i).get("msg", ""))
@@ -107,17 +114,28 @@ def _tally_careful(lines: list[tuple[int, bytes]], path: str, agent: str, st: Re
 
 def _resolve(t: _Tally, heads: dict[bytes, Head | None], q: Query) -> dict[str, Any]:
     """Raw heads -> (session, agent, level, cat); the head-level filters apply here."""
+
     def head(k: Any) -> Head | None:
         h = heads[k] if k.__class__ is bytes else k
         if h is None:
             return None
-        if (q.agent is not None and h[1] != q.agent) or (q.session is not None and h[0] != q.session) \
-                or (q.levels is not None and h[2] not in q.levels):
+        if (
+            (q.agent is not None and h[1] != q.agent)
+            or (q.session is not None and h[0] != q.session)
+            or (q.levels is not None and h[2] not in q.levels)
+        ):
             return None
         return h  # type: ignore[no-any-return]
 
-    out: dict[str, Any] = {"counts": Counter(), "first": {}, "last": {}, "failed": Counter(), "notes": {},
-                           "lo": None, "hi": None}
+    out: dict[str, Any] = {
+        "counts": Counter(),
+        "first": {},
+        "last": {},
+        "failed": Counter(),
+        "notes": {},
+        "lo": None,
+        "hi": None,
+    }
     for k, n in t.counts.items():
         h = head(k)
         if h is None:
@@ -141,8 +159,15 @@ def _resolve(t: _Tally, heads: dict[bytes, Head | None], q: Query) -> dict[str, 
 def census(log_dir: str, q: Query, stats: ReadStats) -> dict[str, Any]:
     """The census of every shard, merged."""
     parts = map_shards(_census_part, shard_files(log_dir), q, stats=stats)
-    out: dict[str, Any] = {"counts": Counter(), "first": {}, "last": {}, "failed": Counter(), "notes": {},
-                           "lo": None, "hi": None}
+    out: dict[str, Any] = {
+        "counts": Counter(),
+        "first": {},
+        "last": {},
+        "failed": Counter(),
+        "notes": {},
+        "lo": None,
+        "hi": None,
+    }
     for p in parts:
         out["counts"].update(p["counts"])
         out["failed"].update(p["failed"])
@@ -163,12 +188,22 @@ def session_rows(c: dict[str, Any]) -> list[dict[str, Any]]:
     for (ses, agent, level, cat), n in c["counts"].items():
         r = rows.get(ses)
         if r is None:
-            r = rows[ses] = {"session": text(ses), "agents": set(), "first": text(c["first"][ses]),
-                             "last": text(c["last"][ses]), "events": 0, "errors": 0, "warnings": 0,
-                             "commands": 0, "failed": c["failed"].get(ses, 0), "files_modified": 0,
-                             "rollbacks": 0, "purpose": c["notes"].get((ses, b"SESSION_START")),
-                             "ended": (ses, b"SESSION_END") in c["notes"],
-                             "end_summary": c["notes"].get((ses, b"SESSION_END"))}
+            r = rows[ses] = {
+                "session": text(ses),
+                "agents": set(),
+                "first": text(c["first"][ses]),
+                "last": text(c["last"][ses]),
+                "events": 0,
+                "errors": 0,
+                "warnings": 0,
+                "commands": 0,
+                "failed": c["failed"].get(ses, 0),
+                "files_modified": 0,
+                "rollbacks": 0,
+                "purpose": c["notes"].get((ses, b"SESSION_START")),
+                "ended": (ses, b"SESSION_END") in c["notes"],
+                "end_summary": c["notes"].get((ses, b"SESSION_END")),
+            }
         r["agents"].add(text(agent))
         r["events"] += n
         r["errors"] += n if level == b"ERROR" else 0

@@ -35,8 +35,10 @@ def parse_time(value: str, now: datetime | None = None) -> str:
     v = value.strip()
     key = ts_key(v[:-1] + "+00:00" if v.endswith(("Z", "z")) else v)
     if key is None:
-        raise EpycAgentError(f"cannot read the time {value!r}",
-                             hint="use an ISO time like 2026-01-31T12:00:00+01:00, a date, or 30m/2h/3d/1w")
+        raise EpycAgentError(
+            f"cannot read the time {value!r}",
+            hint="use an ISO time like 2026-01-31T12:00:00+01:00, a date, or 30m/2h/3d/1w",
+        )
     return key
 
 
@@ -59,9 +61,15 @@ def _json_text(s: str) -> bytes:
 class Query:
     """What to read: optional since/until keys, agent, session, levels, and categories."""
 
-    def __init__(self, since: str | None = None, until: str | None = None, agent: str | None = None,
-                 session: str | None = None, levels: frozenset[bytes] | None = None,
-                 cats: tuple[str, ...] | None = None) -> None:
+    def __init__(
+        self,
+        since: str | None = None,
+        until: str | None = None,
+        agent: str | None = None,
+        session: str | None = None,
+        levels: frozenset[bytes] | None = None,
+        cats: tuple[str, ...] | None = None,
+    ) -> None:
         self.since = since.encode() if since else None
         self.until = until.encode() if until else None
         self.agent = agent.encode() if agent else None
@@ -70,7 +78,8 @@ class Query:
         self.cats: frozenset[bytes] | None = None
         # every group must match a selected v1 line; a group matches if any of its regexes does
         self.marks: list[tuple[re.Pattern[bytes], ...]] = [
-            (re.compile(re.escape(_json_text(s))),) for s in (agent, session) if s]
+            (re.compile(re.escape(_json_text(s))),) for s in (agent, session) if s
+        ]
         if levels:
             self.marks.append((re.compile(b'"level":"(?:' + b"|".join(sorted(levels)) + b')"'),))
         if cats:
@@ -123,8 +132,14 @@ class Query:
 
     def describe(self) -> dict[str, str | list[str] | None]:
         """The active filters, for JSON output and script headers."""
+
         def s(b: bytes | None) -> str | None:
             return b.decode() if b is not None else None
 
-        return {"since": s(self.since), "until": s(self.until), "agent": s(self.agent),
-                "session": s(self.session), "level": sorted(x.decode() for x in self.levels) if self.levels else None}
+        return {
+            "since": s(self.since),
+            "until": s(self.until),
+            "agent": s(self.agent),
+            "session": s(self.session),
+            "level": sorted(x.decode() for x in self.levels) if self.levels else None,
+        }

@@ -93,16 +93,20 @@ def errors(log_dir: str, q: Query, limit: int = 50) -> dict[str, Any]:
             tot[k].update(p[k])
         recent += p["recent"]
     recent = _by_time(recent)[-limit:] if limit else _by_time(recent)
-    return {"total": sum(p["n"] for p in parts),
-            "by_category": {text(k): v for k, v in tot["cat"].most_common()},
-            "by_agent": {text(k): v for k, v in tot["agent"].most_common()},
-            "top_messages": [{"msg": m, "count": c} for m, c in tot["msgs"].most_common(10)],
-            "events": [render_event(i) for i in recent], "corrupt": st.corrupt_count,
-            "corrupt_lines": [f"{x.file}:{x.line}: {x.error}" for x in st.corrupt[:20]],
-            "filters": q.describe()}
+    return {
+        "total": sum(p["n"] for p in parts),
+        "by_category": {text(k): v for k, v in tot["cat"].most_common()},
+        "by_agent": {text(k): v for k, v in tot["agent"].most_common()},
+        "top_messages": [{"msg": m, "count": c} for m, c in tot["msgs"].most_common(10)],
+        "events": [render_event(i) for i in recent],
+        "corrupt": st.corrupt_count,
+        "corrupt_lines": [f"{x.file}:{x.line}: {x.error}" for x in st.corrupt[:20]],
+        "filters": q.describe(),
+    }
 
 
 # --- one session ------------------------------------------------------------------------
+
 
 def collect_part(path: str, q: Query) -> tuple[list[Item], ReadStats]:
     st = ReadStats()
@@ -119,12 +123,16 @@ def session(log_dir: str, q: Query) -> dict[str, Any]:
     items = _by_time([i for p in map_shards(collect_part, shard_files(log_dir), q, stats=st) for i in p])
     sid = text(q.session)
     if not items:
-        raise SessionError(f"no events for session {sid} in {log_dir}",
-                           hint="list sessions with `epyc-agent log analyze --sessions`")
-    c: dict[str, Any] = {"counts": Counter(i[1:5] for i in items), "first": {q.session: items[0][TS]},
-                         "last": {q.session: items[-1][TS]}, "notes": {},
-                         "failed": Counter(i[SES] for i in items
-                                           if i[CAT] == b"CMD_RESULT" and exit_code(i) not in (0, None))}
+        raise SessionError(
+            f"no events for session {sid} in {log_dir}", hint="list sessions with `epyc-agent log analyze --sessions`"
+        )
+    c: dict[str, Any] = {
+        "counts": Counter(i[1:5] for i in items),
+        "first": {q.session: items[0][TS]},
+        "last": {q.session: items[-1][TS]},
+        "notes": {},
+        "failed": Counter(i[SES] for i in items if i[CAT] == b"CMD_RESULT" and exit_code(i) not in (0, None)),
+    }
     for i in items:
         if i[CAT] in (b"SESSION_START", b"SESSION_END"):
             c["notes"][(i[SES], i[CAT])] = str(event(i).get("msg", ""))
@@ -132,6 +140,7 @@ def session(log_dir: str, q: Query) -> dict[str, Any]:
 
 
 # --- the last N events ------------------------------------------------------------------------
+
 
 def _count_newlines(f: Any, end: int) -> int:
     f.seek(0)
@@ -174,7 +183,7 @@ def tail_shard(path: str, n: int, q: Query) -> list[Item]:
         base = _count_newlines(f, pos + len(carry))
     out: list[Item] = []
     for items, nlines in reversed(rounds):  # oldest first: fix line numbers
-        out += [(*i[:LINE], i[LINE] + base, *i[LINE + 1:]) for i in items]
+        out += [(*i[:LINE], i[LINE] + base, *i[LINE + 1 :]) for i in items]
         base += nlines
     return out[-n:]
 
@@ -200,5 +209,4 @@ def timeline(log_dir: str, n: int, q: Query) -> dict[str, Any]:
         out.append(render_event(i, gap_s=None if prev is None else round(t - prev, 3)))
         prev = t
     span = round(seconds(items[-1][TS]) - seconds(items[0][TS]), 3) if items else 0
-    return {"events": out, "span_s": span, "sessions": sorted({text(i[SES]) for i in items}),
-            "filters": q.describe()}
+    return {"events": out, "span_s": span, "sessions": sorted({text(i[SES]) for i in items}), "filters": q.describe()}

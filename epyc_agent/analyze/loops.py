@@ -102,17 +102,30 @@ class Stream:
     # -- findings ----------------------------------------------------------------------
     def _emit(self, pattern: str, run: _Run, subject: str, suggestion: str) -> None:
         assert run.last is not None
-        self.out.append({
-            "pattern": pattern, "session": self.session, "agent": self.agent,
-            "first": text(run.refs[0][0]), "last": text(run.last[0]), "count": run.n, "subject": subject,
-            "lines": [f"{f}:{n}" for _, f, n in run.refs], "suggestion": suggestion})
+        self.out.append(
+            {
+                "pattern": pattern,
+                "session": self.session,
+                "agent": self.agent,
+                "first": text(run.refs[0][0]),
+                "last": text(run.last[0]),
+                "count": run.n,
+                "subject": subject,
+                "lines": [f"{f}:{n}" for _, f, n in run.refs],
+                "suggestion": suggestion,
+            }
+        )
 
     def _close_fails(self) -> None:
         r, self.fails = self.fails, None
         if r is not None and r.n >= self.th["retry_storm"]:
-            self._emit("retry_storm", r, r.subject,
-                       f"stop retrying: `{r.subject}` failed {r.n} times in a row; read its error output, "
-                       "diagnose the cause and log a decision before running it again (max 3 retries)")
+            self._emit(
+                "retry_storm",
+                r,
+                r.subject,
+                f"stop retrying: `{r.subject}` failed {r.n} times in a row; read its error output, "
+                "diagnose the cause and log a decision before running it again (max 3 retries)",
+            )
 
     def _close_same(self) -> None:
         r, self.same, self.same_first = self.same, None, None
@@ -120,29 +133,47 @@ class Stream:
             return
         if self.same_code not in (0, None) and r.n >= self.th["retry_storm"]:
             return  # reported as a retry storm
-        self._emit("repeat", r, r.subject,
-                   f"`{r.subject}` gave the same result {r.n} times: use the result you have, "
-                   "or change something before running it again")
+        self._emit(
+            "repeat",
+            r,
+            r.subject,
+            f"`{r.subject}` gave the same result {r.n} times: use the result you have, "
+            "or change something before running it again",
+        )
 
     def _close_alt(self) -> None:
         r, self.alt = self.alt, None
         if r is not None and r.n >= self.th["alternation"]:
-            self._emit("alternation", r, r.subject,
-                       f"{r.subject} alternate without progress: find out what each one undoes "
-                       "instead of toggling between them")
+            self._emit(
+                "alternation",
+                r,
+                r.subject,
+                f"{r.subject} alternate without progress: find out what each one undoes "
+                "instead of toggling between them",
+            )
 
     def _close_burst(self) -> None:
         r, self.burst = self.burst, None
         if r is not None:
             w = self.th["burst_window_s"]
-            self._emit("burst", r, f"{r.n} commands", f"more than {self.th['burst']} commands within {w:g} s: "
-                       "pause and check for a runaway loop; batch repeated work into one script")
+            self._emit(
+                "burst",
+                r,
+                f"{r.n} commands",
+                f"more than {self.th['burst']} commands within {w:g} s: "
+                "pause and check for a runaway loop; batch repeated work into one script",
+            )
 
     def _close_churn(self, path: str) -> None:
         r = self.files[path][0]
         if r.n >= self.th["churn"]:
-            self._emit("churn", r, path, f"`{path}` was changed back and forth in {r.n} separate visits: "
-                       "settle on one version and write down why before editing it again")
+            self._emit(
+                "churn",
+                r,
+                path,
+                f"`{path}` was changed back and forth in {r.n} separate visits: "
+                "settle on one version and write down why before editing it again",
+            )
 
     # -- events ----------------------------------------------------------------------------
     def command(self, it: Item) -> None:
@@ -279,5 +310,11 @@ def find_loops(log_dir: str, q: Query, th: dict[str, Any]) -> dict[str, Any]:
     by: dict[str, int] = {}
     for f in findings:
         by[f["pattern"]] = by.get(f["pattern"], 0) + 1
-    return {"count": len(findings), "by_pattern": by, "findings": findings, "thresholds": th,
-            "corrupt": st.corrupt_count, "filters": q.describe()}
+    return {
+        "count": len(findings),
+        "by_pattern": by,
+        "findings": findings,
+        "thresholds": th,
+        "corrupt": st.corrupt_count,
+        "filters": q.describe(),
+    }

@@ -28,14 +28,16 @@ from ..events.reader import ReadStats, agent_of, line_blocks, parse_line, ts_key
 
 TS, SES, AGENT, LEVEL, CAT, LINE, RAW, FILE = range(8)
 Item = tuple[Any, ...]
-Select = Callable[[list[bytes]], 'list[int] | None']  # lines -> indices to parse (None: all)
+Select = Callable[[list[bytes]], "list[int] | None"]  # lines -> indices to parse (None: all)
 
 PARALLEL_BYTES = 32 << 20  # below this, forking costs more than it saves
 MAX_WORKERS = 8
 V1_TAIL = b',"v":1}\n'
 _HEAD = re.compile(
     rb'\{"ts":"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z)","session":"([^"\\]*)","agent":"([^"\\]*)",'
-    rb'"level":"(INFO|WARN|ERROR)","cat":"([A-Z][A-Z0-9_]*)",.*,"v":1\}\n', re.S)
+    rb'"level":"(INFO|WARN|ERROR)","cat":"([A-Z][A-Z0-9_]*)",.*,"v":1\}\n',
+    re.S,
+)
 _EXIT = re.compile(rb',"exit_code":(-?\d+)[,}]')
 _LEVELS = {"WARNING": b"WARN", "WARN": b"WARN", "ERROR": b"ERROR", "ERR": b"ERROR", "INFO": b"INFO"}
 
@@ -49,8 +51,7 @@ def careful(raw: bytes, line: int, path: str, agent: str, stats: ReadStats) -> I
     ev = parse_line(raw, agent)
     if ev is None:
         if raw.strip():
-            stats.add_corrupt(path, line, "incomplete last line" if not raw.endswith(b"\n") else "not an event",
-                              raw)
+            stats.add_corrupt(path, line, "incomplete last line" if not raw.endswith(b"\n") else "not an event", raw)
         return None
     key = ts_key(ev.get("ts"))
     if key is None:
@@ -62,8 +63,9 @@ def careful(raw: bytes, line: int, path: str, agent: str, stats: ReadStats) -> I
     return (key.encode(), _b(ev.get("session")), _b(ev.get("agent")), level, _b(ev.get("cat")), line, ev, path)
 
 
-def parse_lines(lines: list[bytes], first: int, path: str, agent: str, stats: ReadStats,
-                select: Select | None = None) -> list[Item]:
+def parse_lines(
+    lines: list[bytes], first: int, path: str, agent: str, stats: ReadStats, select: Select | None = None
+) -> list[Item]:
     """Items for the lines `select` picks (all when None); line numbers start at `first`."""
     if select is not None:
         idx = select(lines)
@@ -74,8 +76,10 @@ def parse_lines(lines: list[bytes], first: int, path: str, agent: str, stats: Re
     ms = list(map(_HEAD.fullmatch, lines))
     if None not in ms:  # the common case: all our own v1 lines
         return [(*m.groups(), i, raw, path) for m, i, raw in zip(ms, numbers, lines, strict=False)]
-    out = [(*m.groups(), i, raw, path) if m is not None else careful(raw, i, path, agent, stats)
-           for m, i, raw in zip(ms, numbers, lines, strict=False)]
+    out = [
+        (*m.groups(), i, raw, path) if m is not None else careful(raw, i, path, agent, stats)
+        for m, i, raw in zip(ms, numbers, lines, strict=False)
+    ]
     return [x for x in out if x is not None]
 
 
@@ -98,8 +102,15 @@ def event(item: Item) -> dict[str, Any]:
     except orjson.JSONDecodeError:
         ev = None
     if ev.__class__ is not dict:  # a v1 head and tail around a broken middle: keep what the head says
-        ev = {"ts": item[TS].decode(), "session": text(item[SES]), "agent": text(item[AGENT]),
-              "level": item[LEVEL].decode(), "cat": item[CAT].decode(), "msg": "", "details": "unreadable"}
+        ev = {
+            "ts": item[TS].decode(),
+            "session": text(item[SES]),
+            "agent": text(item[AGENT]),
+            "level": item[LEVEL].decode(),
+            "cat": item[CAT].decode(),
+            "msg": "",
+            "details": "unreadable",
+        }
     return ev  # type: ignore[no-any-return]
 
 
@@ -140,8 +151,7 @@ def _sizes(paths: list[str]) -> list[int]:
     return out
 
 
-def map_shards(fn: Callable[..., tuple[Any, ReadStats]], paths: list[str], *args: Any,
-               stats: ReadStats) -> list[Any]:
+def map_shards(fn: Callable[..., tuple[Any, ReadStats]], paths: list[str], *args: Any, stats: ReadStats) -> list[Any]:
     """`fn(path, *args) -> (part, stats)` for every shard; parts in path order, stats merged.
 
     Large logs use one forked worker per shard (at most MAX_WORKERS): the kernel spreads

@@ -76,8 +76,12 @@ class Ctx:
 
 
 @click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config_file", metavar="FILE", help="Config file (else $EPYC_AGENT_CONFIG, "
-              "./epyc-agent.yaml, ~/.config/epyc-agent/config.yaml).")
+@click.option(
+    "--config",
+    "config_file",
+    metavar="FILE",
+    help="Config file (else $EPYC_AGENT_CONFIG, ./epyc-agent.yaml, ~/.config/epyc-agent/config.yaml).",
+)
 @click.option("--root", metavar="DIR", help="Storage root (overrides $EPYC_AGENT_ROOT and the file).")
 @click.version_option(package_name="epyc-agent", prog_name="epyc-agent")
 @click.pass_context
@@ -106,8 +110,11 @@ def run(args: list[str]) -> int:
     except Exception as e:  # noqa: BLE001 - the one place a bug meets the user
         if os.environ.get("EPYC_AGENT_DEBUG"):
             raise
-        click.echo(f"epyc-agent: internal error: {type(e).__name__}: {e} "
-                   "(rerun with EPYC_AGENT_DEBUG=1 for the traceback, and report it)", err=True)
+        click.echo(
+            f"epyc-agent: internal error: {type(e).__name__}: {e} "
+            "(rerun with EPYC_AGENT_DEBUG=1 for the traceback, and report it)",
+            err=True,
+        )
         return 70
     return rv if isinstance(rv, int) else 0
 

@@ -18,23 +18,29 @@ MODES = ("summary", "loops", "errors", "sessions", "commands", "files", "rollbac
 
 
 def _filters(f: Any) -> Any:
-    for opt in reversed([
-        click.option("--since", metavar="TIME", help="Only events at/after TIME (ISO, or 30m, 2h, 3d, 1w ago)."),
-        click.option("--until", metavar="TIME", help="Only events at/before TIME (same forms)."),
-        click.option("--agent", metavar="ID", help="Only this agent."),
-        click.option("--level", metavar="LEVELS", help="Only these levels: INFO, WARN, ERROR (comma-separated)."),
-        click.option("--json", "as_json", is_flag=True, help="Print JSON."),
-    ]):
+    for opt in reversed(
+        [
+            click.option("--since", metavar="TIME", help="Only events at/after TIME (ISO, or 30m, 2h, 3d, 1w ago)."),
+            click.option("--until", metavar="TIME", help="Only events at/before TIME (same forms)."),
+            click.option("--agent", metavar="ID", help="Only this agent."),
+            click.option("--level", metavar="LEVELS", help="Only these levels: INFO, WARN, ERROR (comma-separated)."),
+            click.option("--json", "as_json", is_flag=True, help="Print JSON."),
+        ]
+    ):
         f = opt(f)
     return f
 
 
-def _query(since: str | None, until: str | None, agent: str | None, session: str | None,
-           level: str | None) -> Any:
+def _query(since: str | None, until: str | None, agent: str | None, session: str | None, level: str | None) -> Any:
     from ..analyze.filters import Query, parse_levels, parse_time
 
-    return Query(since=parse_time(since) if since else None, until=parse_time(until) if until else None,
-                 agent=agent, session=session, levels=parse_levels(level) if level else None)
+    return Query(
+        since=parse_time(since) if since else None,
+        until=parse_time(until) if until else None,
+        agent=agent,
+        session=session,
+        levels=parse_levels(level) if level else None,
+    )
 
 
 def _print_json(data: Any) -> None:
@@ -50,16 +56,25 @@ def _print_json(data: Any) -> None:
 @click.option("--loops", is_flag=True, help="Loops per session: retry storms, repeats, alternation, bursts, churn.")
 @click.option("--errors", is_flag=True, help="Errors, warnings and failed commands.")
 @click.option("--sessions", is_flag=True, help="One row per session.")
-@click.option("--session", "session_id", metavar="ID",
-              help="Alone: every event of session ID ('' = the current one). With a mode: a filter.")
+@click.option(
+    "--session",
+    "session_id",
+    metavar="ID",
+    help="Alone: every event of session ID ('' = the current one). With a mode: a filter.",
+)
 @click.option("--timeline", type=click.IntRange(min=1), metavar="N", help="The last N events with the gaps between.")
 @click.option("--commands", is_flag=True, help="Commands run, grouped, most frequent first.")
 @click.option("--files", is_flag=True, help="Files modified, most often first.")
 @click.option("--rollbacks", is_flag=True, help="ROLLBACK events, newest first per session.")
 @click.option("--script", is_flag=True, help="With --rollbacks: print a bash script undoing them (runs nothing).")
 @click.option("--tail", type=click.IntRange(min=1), metavar="N", help="The last N events.")
-@click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True,
-              help="Rows for --commands/--files, events for --errors (0 = all).")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=50,
+    show_default=True,
+    help="Rows for --commands/--files, events for --errors (0 = all).",
+)
 @click.option("--retry-storm", type=click.IntRange(min=2), metavar="N", help="Loop threshold override.")
 @click.option("--repeat", type=click.IntRange(min=2), metavar="N", help="Loop threshold override.")
 @click.option("--alternation", type=click.IntRange(min=4), metavar="N", help="Loop threshold override.")
@@ -68,9 +83,20 @@ def _print_json(data: Any) -> None:
 @click.option("--churn", type=click.IntRange(min=2), metavar="N", help="Loop threshold override.")
 @_filters
 @click.pass_context
-def analyze(ctx: click.Context, session_id: str | None, timeline: int | None, tail: int | None, script: bool,
-            limit: int, since: str | None, until: str | None, agent: str | None, level: str | None,
-            as_json: bool, **kw: Any) -> int:
+def analyze(
+    ctx: click.Context,
+    session_id: str | None,
+    timeline: int | None,
+    tail: int | None,
+    script: bool,
+    limit: int,
+    since: str | None,
+    until: str | None,
+    agent: str | None,
+    level: str | None,
+    as_json: bool,
+    **kw: Any,
+) -> int:
     """Analyze the audit log (every shard and the old formats)."""
     from ..analyze import aggregate, listing, loops, rollbacks
     from . import analyze_render as render
@@ -110,9 +136,15 @@ def analyze(ctx: click.Context, session_id: str | None, timeline: int | None, ta
     elif mode == "timeline":
         data = listing.timeline(log_dir, timeline or 0, q)
     elif mode == "loops":
-        th = loops.thresholds(cfg.loops, retry_storm=kw["retry_storm"], repeat=kw["repeat"],
-                              alternation=kw["alternation"], burst=kw["burst"],
-                              burst_window_s=kw["burst_window"], churn=kw["churn"])
+        th = loops.thresholds(
+            cfg.loops,
+            retry_storm=kw["retry_storm"],
+            repeat=kw["repeat"],
+            alternation=kw["alternation"],
+            burst=kw["burst"],
+            burst_window_s=kw["burst_window"],
+            churn=kw["churn"],
+        )
         data = loops.find_loops(log_dir, q, th)
         rc = EXIT_FINDINGS if data["count"] else 0
     elif script:
@@ -130,14 +162,24 @@ def analyze(ctx: click.Context, session_id: str | None, timeline: int | None, ta
 
 
 @click.command("tail")
-@click.option("-n", "--lines", "n", type=click.IntRange(min=0), default=20, show_default=True,
-              help="Events to show first.")
+@click.option(
+    "-n", "--lines", "n", type=click.IntRange(min=0), default=20, show_default=True, help="Events to show first."
+)
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new events as they arrive (Ctrl-C to stop).")
 @click.option("--session", "session_id", metavar="ID", help="Only this session.")
 @_filters
 @click.pass_context
-def tail(ctx: click.Context, n: int, follow: bool, session_id: str | None, since: str | None, until: str | None,
-         agent: str | None, level: str | None, as_json: bool) -> int:
+def tail(
+    ctx: click.Context,
+    n: int,
+    follow: bool,
+    session_id: str | None,
+    since: str | None,
+    until: str | None,
+    agent: str | None,
+    level: str | None,
+    as_json: bool,
+) -> int:
     """The last events of all shards, merged; with --follow, new ones as they are written."""
     from ..analyze import listing
     from . import analyze_render as render

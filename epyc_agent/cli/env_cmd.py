@@ -11,8 +11,13 @@ from . import obj
 
 
 @click.command()
-@click.option("--shell", type=click.Choice(SHELLS), default="bash", show_default=True,
-              help="Output syntax: eval it (bash, zsh), source it (fish) or parse it (json).")
+@click.option(
+    "--shell",
+    type=click.Choice(SHELLS),
+    default="bash",
+    show_default=True,
+    help="Output syntax: eval it (bash, zsh), source it (fish) or parse it (json).",
+)
 @click.pass_context
 def env(ctx: click.Context, shell: str) -> int:
     """Print exports that keep every cache and temp dir under the root; create those folders.

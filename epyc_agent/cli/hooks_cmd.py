@@ -37,9 +37,14 @@ def _target(project: str | None, user: bool) -> str:
     return settings_path(project, user)
 
 
-_where = [click.option("--project", metavar="DIR", help="Project folder: DIR/.claude/settings.json "
-                       "(default: $CLAUDE_PROJECT_DIR or the current folder)."),
-          click.option("--user", is_flag=True, help="~/.claude/settings.json instead.")]
+_where = [
+    click.option(
+        "--project",
+        metavar="DIR",
+        help="Project folder: DIR/.claude/settings.json (default: $CLAUDE_PROJECT_DIR or the current folder).",
+    ),
+    click.option("--user", is_flag=True, help="~/.claude/settings.json instead."),
+]
 
 
 def where(f):  # noqa: ANN001, ANN201 - decorator
@@ -53,8 +58,7 @@ def where(f):  # noqa: ANN001, ANN201 - decorator
 @click.option("--enable-sandbox", is_flag=True, help="Also turn on Claude Code's Bash sandbox.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
-def hooks_install(ctx: click.Context, project: str | None, user: bool, enable_sandbox: bool,
-                  as_json: bool) -> int:
+def hooks_install(ctx: click.Context, project: str | None, user: bool, enable_sandbox: bool, as_json: bool) -> int:
     """Merge our hooks, env block, sandbox allowWrite and deny rules into settings.json."""
     from ..hooks.install import install
 

@@ -41,9 +41,13 @@ def _make_verb(name: str) -> click.Command:
         click.Option(["--session", "session_id"], help="Session id (else the current one)."),
         click.Argument(["args"], nargs=-1, type=click.UNPROCESSED),
     ]
-    return click.Command(name, callback=callback, params=params,
-                         help=f"Usage: {verb.usage()[len('epyc-agent log '):]}",
-                         context_settings={"ignore_unknown_options": True})
+    return click.Command(
+        name,
+        callback=callback,
+        params=params,
+        help=f"Usage: {verb.usage()[len('epyc-agent log ') :]}",
+        context_settings={"ignore_unknown_options": True},
+    )
 
 
 for _name in VERBS:

@@ -52,8 +52,19 @@ def _flags(e: dict[str, Any]) -> str:
 
 def _print_inventory(inv: Any) -> None:
     ok = [e for e in inv.models if not e["error"]]
-    rows = [(e["id"], e["arch"] or "-", e["quantization"] or "-", _params(e), e["context_length"] or "-",
-             e["vocab_size"] or "-", _size(e["size_bytes"]), _flags(e)) for e in ok]
+    rows = [
+        (
+            e["id"],
+            e["arch"] or "-",
+            e["quantization"] or "-",
+            _params(e),
+            e["context_length"] or "-",
+            e["vocab_size"] or "-",
+            _size(e["size_bytes"]),
+            _flags(e),
+        )
+        for e in ok
+    ]
     if rows:
         echo(table(rows, ["model", "arch", "quant", "params", "ctx", "vocab", "size", "notes"]))
     bad = [e for e in inv.models if e["error"]]
@@ -116,8 +127,12 @@ def models_show(ctx: click.Context, model: str, as_json: bool) -> int:
     shown = {k: v for k, v in e.items() if v is not None and k != "vocab_tail_hashes"}
     echo(kv(list(shown.items())))
     q = data["registry"]
-    for label, key in (("launch flags", "launch_flags"), ("BOS quirk", "bos_quirk"), ("no draft", "no_draft"),
-                       ("notes", "notes")):
+    for label, key in (
+        ("launch flags", "launch_flags"),
+        ("BOS quirk", "bos_quirk"),
+        ("no draft", "no_draft"),
+        ("notes", "notes"),
+    ):
         if q[key]:
             echo(f"{label}: {' '.join(q[key]) if isinstance(q[key], list) else q[key]}")
     for m, why in data["forbidden_methods"].items():
@@ -141,14 +156,28 @@ def models_untested(ctx: click.Context, as_json: bool) -> int:
     rows = []
     for e in todo:
         track = suggested_track(e, reg)
-        rows.append({"id": e["id"], "path": e["path"], "arch": e["arch"], "size_bytes": e["size_bytes"],
-                     "suggested_track": track[0] if track else None,
-                     "command": f"epyc-agent track run {track[0]} --model {e['id']}" if track else None})
+        rows.append(
+            {
+                "id": e["id"],
+                "path": e["path"],
+                "arch": e["arch"],
+                "size_bytes": e["size_bytes"],
+                "suggested_track": track[0] if track else None,
+                "command": f"epyc-agent track run {track[0]} --model {e['id']}" if track else None,
+            }
+        )
     if as_json:
         emit_json(rows)
     elif rows:
-        echo(table([(r["id"], r["arch"], _size(r["size_bytes"]), r["command"] or "(no speculative track applies)")
-                    for r in rows], ["model", "arch", "size", "suggested"]))
+        echo(
+            table(
+                [
+                    (r["id"], r["arch"], _size(r["size_bytes"]), r["command"] or "(no speculative track applies)")
+                    for r in rows
+                ],
+                ["model", "arch", "size", "suggested"],
+            )
+        )
     elif inv.runnable():
         echo("every model in the inventory has been tested")
     else:
@@ -174,8 +203,15 @@ def _metrics(pairs: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--note", help="Free text.")
 @click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
 @click.pass_context
-def models_mark_tested(ctx: click.Context, model: str, method: str, metric: tuple[str, ...], run_id: str | None,
-                       note: str | None, as_json: bool) -> int:
+def models_mark_tested(
+    ctx: click.Context,
+    model: str,
+    method: str,
+    metric: tuple[str, ...],
+    run_id: str | None,
+    note: str | None,
+    as_json: bool,
+) -> int:
     """Record by hand that MODEL (id, name or path) was tested with METHOD."""
     from ..models.tested import record_test
 
@@ -183,8 +219,10 @@ def models_mark_tested(ctx: click.Context, model: str, method: str, metric: tupl
     if as_json:
         emit_json(rec)
     else:
-        echo(f"recorded: {rec['model']} tested with {rec['method']}"
-             + (f" ({', '.join(f'{k}={v}' for k, v in rec['metrics'].items())})" if rec["metrics"] else ""))
+        echo(
+            f"recorded: {rec['model']} tested with {rec['method']}"
+            + (f" ({', '.join(f'{k}={v}' for k, v in rec['metrics'].items())})" if rec["metrics"] else "")
+        )
     return EXIT_OK
 
 
@@ -208,10 +246,16 @@ def models_compat(ctx: click.Context, target: str, as_json: bool) -> int:
     if as_json:
         emit_json({"target": t["id"], "path": t["path"], "drafts": rows})
     else:
-        echo(f"# drafts for {t['id']} ({t['tokenizer_model']}/{t['tokenizer_pre']}, vocab {t['vocab_size']}, "
-             f"BOS {t['bos_id']}, EOS {t['eos_id']})")
-        echo(table([(r["id"], paint("yes", "green") if r["ok"] else paint("no", "red"), r["reason"]) for r in rows],
-                   ["model", "can draft", "reason"]))
+        echo(
+            f"# drafts for {t['id']} ({t['tokenizer_model']}/{t['tokenizer_pre']}, vocab {t['vocab_size']}, "
+            f"BOS {t['bos_id']}, EOS {t['eos_id']})"
+        )
+        echo(
+            table(
+                [(r["id"], paint("yes", "green") if r["ok"] else paint("no", "red"), r["reason"]) for r in rows],
+                ["model", "can draft", "reason"],
+            )
+        )
     return EXIT_OK if usable else EXIT_FINDINGS
 
 

@@ -14,8 +14,18 @@ from typing import Any
 
 import click
 
-STATUS_COLORS = {"PASS": "green", "OK": "green", "ALLOWED": "green", "INFO": "cyan", "WARN": "yellow",
-                 "SKIP": "blue", "FAIL": "red", "ERROR": "red", "REFUSED": "red", "CRITICAL": "red"}
+STATUS_COLORS = {
+    "PASS": "green",
+    "OK": "green",
+    "ALLOWED": "green",
+    "INFO": "cyan",
+    "WARN": "yellow",
+    "SKIP": "blue",
+    "FAIL": "red",
+    "ERROR": "red",
+    "REFUSED": "red",
+    "CRITICAL": "red",
+}
 
 
 def use_color(stream: Any = None) -> bool:
@@ -47,8 +57,9 @@ def warn(text: str) -> None:
     click.echo(f"epyc-agent: {text}", err=True)
 
 
-def table(rows: Iterable[Sequence[Any]], headers: Sequence[str] | None = None,
-          colorize: dict[int, Any] | None = None) -> str:
+def table(
+    rows: Iterable[Sequence[Any]], headers: Sequence[str] | None = None, colorize: dict[int, Any] | None = None
+) -> str:
     """Aligned columns; `colorize` maps a column index to a function applied after padding."""
     rows = [["" if c is None else str(c) for c in r] for r in rows]
     allrows = ([list(headers)] if headers else []) + rows

@@ -41,8 +41,10 @@ def session_start(ctx: click.Context, purpose: str, agent: str | None, init: boo
         emit_json(st)
         return 0
     echo(f"# session {st['session']} started (agent {st['agent']})")
-    echo(f"# root {st['root']}: {st['free_gb']} GB free ({st['used_pct']}% used)"
-         + (" WARNING: nearly full" if st.get("warn") else ""))
+    echo(
+        f"# root {st['root']}: {st['free_gb']} GB free ({st['used_pct']}% used)"
+        + (" WARNING: nearly full" if st.get("warn") else "")
+    )
     if "ram_total_gb" in st:
         echo(f"# RAM {st['ram_total_gb']} GB, {st['ram_available_gb']} GB available")
     echo(f"# log dir {st['log_dir']}")
@@ -56,8 +58,7 @@ def _resolve(ctx: click.Context, session_id: str | None, agent: str | None) -> s
     cfg = obj(ctx).config
     sid = session_id or sessions.current_session_id(cfg, agent)
     if not sid:
-        raise SessionError("no current session", hint="start one with `epyc-agent session start` "
-                           "or pass --session ID")
+        raise SessionError("no current session", hint="start one with `epyc-agent session start` or pass --session ID")
     return sid
 
 
@@ -93,11 +94,27 @@ def session_status(ctx: click.Context, session_id: str | None, agent: str | None
     if rec is None:
         echo("no current session" + (f" (id {sid} has no record)" if sid else ""))
     else:
-        echo(kv([("session", rec["id"]), ("agent", rec.get("agent")), ("status", rec.get("status")),
-                 ("purpose", rec.get("purpose") or "-"), ("started", rec.get("started")),
-                 ("ended", rec.get("ended") or "-")]))
-    echo(kv([("root", cfg.root), ("free", f"{usage.get('free_gb', '?')} GB ({usage.get('used_pct', '?')}% used)"),
-             ("log dir", cfg.log_dir)]))
+        echo(
+            kv(
+                [
+                    ("session", rec["id"]),
+                    ("agent", rec.get("agent")),
+                    ("status", rec.get("status")),
+                    ("purpose", rec.get("purpose") or "-"),
+                    ("started", rec.get("started")),
+                    ("ended", rec.get("ended") or "-"),
+                ]
+            )
+        )
+    echo(
+        kv(
+            [
+                ("root", cfg.root),
+                ("free", f"{usage.get('free_gb', '?')} GB ({usage.get('used_pct', '?')}% used)"),
+                ("log dir", cfg.log_dir),
+            ]
+        )
+    )
     return 0 if rec else 1
 
 
@@ -110,8 +127,17 @@ def session_list(ctx: click.Context, as_json: bool) -> int:
     if as_json:
         emit_json(recs)
         return 0
-    rows = [(r.get("id"), r.get("agent", ""), r.get("status", ""), r.get("started", ""), r.get("ended") or "",
-             r.get("purpose", "")) for r in recs]
+    rows = [
+        (
+            r.get("id"),
+            r.get("agent", ""),
+            r.get("status", ""),
+            r.get("started", ""),
+            r.get("ended") or "",
+            r.get("purpose", ""),
+        )
+        for r in recs
+    ]
     echo(table(rows, ["session", "agent", "status", "started", "ended", "purpose"]) if rows else "no sessions")
     return 0
 
@@ -121,14 +147,28 @@ def session_list(ctx: click.Context, as_json: bool) -> int:
 @click.option("--shell", "use_shell", is_flag=True, help="Run the single CMD string through bash -c.")
 @click.option("--session", "session_id", help="Session id (else the current one).")
 @click.option("--agent", help="Agent id.")
-@click.option("--sandbox", is_flag=True, help="Kernel-enforced: the command's process tree can write only "
-              "under the root (Landlock; Linux >= 5.13).")
-@click.option("--allow-unsandboxed", is_flag=True, help="With --sandbox: run unguarded (logged) where "
-              "Landlock is unavailable instead of refusing.")
+@click.option(
+    "--sandbox",
+    is_flag=True,
+    help="Kernel-enforced: the command's process tree can write only under the root (Landlock; Linux >= 5.13).",
+)
+@click.option(
+    "--allow-unsandboxed",
+    is_flag=True,
+    help="With --sandbox: run unguarded (logged) where Landlock is unavailable instead of refusing.",
+)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.pass_context
-def session_exec(ctx: click.Context, reason: str, use_shell: bool, session_id: str | None,
-                 agent: str | None, sandbox: bool, allow_unsandboxed: bool, command: tuple[str, ...]) -> int:
+def session_exec(
+    ctx: click.Context,
+    reason: str,
+    use_shell: bool,
+    session_id: str | None,
+    agent: str | None,
+    sandbox: bool,
+    allow_unsandboxed: bool,
+    command: tuple[str, ...],
+) -> int:
     """Run COMMAND with the session environment; log intent and result; return its exit code.
 
     Example: epyc-agent session exec --sandbox --reason "build" -- make -j2
@@ -142,8 +182,15 @@ def session_exec(ctx: click.Context, reason: str, use_shell: bool, session_id: s
         command = (shlex.join(command),)
     box = _sandbox(cfg, sid, agent, allow_unsandboxed) if sandbox else None
     try:
-        return run_logged(cfg, list(command), reason=reason, use_shell=use_shell, session=sid, agent=agent,
-                          preexec=box.apply if box else None)
+        return run_logged(
+            cfg,
+            list(command),
+            reason=reason,
+            use_shell=use_shell,
+            session=sid,
+            agent=agent,
+            preexec=box.apply if box else None,
+        )
     finally:
         if box:
             box.close()

@@ -33,8 +33,9 @@ def storage_check(ctx: click.Context, paths: tuple[str, ...], as_json: bool) -> 
 
 
 @storage.command("monitor")
-@click.option("--interval", type=click.FloatRange(min=0.1), default=60.0, show_default=True,
-              help="Seconds between samples.")
+@click.option(
+    "--interval", type=click.FloatRange(min=0.1), default=60.0, show_default=True, help="Seconds between samples."
+)
 @click.option("--once", is_flag=True, help="Take one sample and exit.")
 @click.pass_context
 def storage_monitor(ctx: click.Context, interval: float, once: bool) -> int:
@@ -98,6 +99,7 @@ def storage_cleanup(ctx: click.Context, older_than: str, apply: bool, as_json: b
         deleted = sum(1 for f in res["files"] if f.get("deleted"))
         echo(f"{deleted} files deleted, {res['bytes_freed']} bytes freed")
     else:
-        echo(f"dry run: {res['count']} files older than {older_than}, {res['bytes']} bytes; "
-             "rerun with --apply to delete")
+        echo(
+            f"dry run: {res['count']} files older than {older_than}, {res['bytes']} bytes; rerun with --apply to delete"
+        )
     return 1 if res["errors"] else 0

@@ -31,26 +31,35 @@ def system_audit(ctx: click.Context, as_json: bool) -> int:
         emit_json({**data, "path": path})
         return 0
     cpu, mem, numa, kern = data["cpu"], data["memory"], data["numa"], data["kernel"]
-    echo(kv([
-        ("cpu", cpu["model"]),
-        ("cores/threads", f"{cpu['cores']} / {cpu['threads']}"),
-        ("isa", " ".join(cpu["isa"]) or "-"),
-        ("amx", cpu["amx"]),
-        ("numa nodes", f"{numa['count']} (balancing {numa['balancing']})"),
-        ("memory", f"{mem['total_gb']} GB total, {mem['available_gb']} GB available"),
-        ("hugepages", f"{mem['hugepages_total']} x {mem['hugepage_size_kb']} kB; THP {mem['thp']}"),
-        ("governor", ", ".join(kern["governors"] or []) or "unreadable (no cpufreq)"),
-        ("perf_event_paranoid", kern["perf_event_paranoid"]),
-        *((name, v or "missing") for name, v in data["compilers"].items()),
-        ("llama.cpp", data["llama_cpp_system_info"] or "unavailable"),
-        ("saved", path),
-    ]))
+    echo(
+        kv(
+            [
+                ("cpu", cpu["model"]),
+                ("cores/threads", f"{cpu['cores']} / {cpu['threads']}"),
+                ("isa", " ".join(cpu["isa"]) or "-"),
+                ("amx", cpu["amx"]),
+                ("numa nodes", f"{numa['count']} (balancing {numa['balancing']})"),
+                ("memory", f"{mem['total_gb']} GB total, {mem['available_gb']} GB available"),
+                ("hugepages", f"{mem['hugepages_total']} x {mem['hugepage_size_kb']} kB; THP {mem['thp']}"),
+                ("governor", ", ".join(kern["governors"] or []) or "unreadable (no cpufreq)"),
+                ("perf_event_paranoid", kern["perf_event_paranoid"]),
+                *((name, v or "missing") for name, v in data["compilers"].items()),
+                ("llama.cpp", data["llama_cpp_system_info"] or "unavailable"),
+                ("saved", path),
+            ]
+        )
+    )
     return 0
 
 
 @system.command("health")
-@click.option("--profile", type=click.Choice(["session", "batch"]), default="session", show_default=True,
-              help="session: fit to work; batch: fit to benchmark (adds NUMA, llama.cpp checks).")
+@click.option(
+    "--profile",
+    type=click.Choice(["session", "batch"]),
+    default="session",
+    show_default=True,
+    help="session: fit to work; batch: fit to benchmark (adds NUMA, llama.cpp checks).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def system_health(ctx: click.Context, profile: str, as_json: bool) -> int:
@@ -69,8 +78,9 @@ def system_health(ctx: click.Context, profile: str, as_json: bool) -> int:
             log_results(log, checks, profile)
     failed = any(c.status == "FAIL" for c in checks)
     if as_json:
-        emit_json({"profile": profile, "ok": not failed, "summary": summary(checks),
-                   "checks": [c.as_dict() for c in checks]})
+        emit_json(
+            {"profile": profile, "ok": not failed, "summary": summary(checks), "checks": [c.as_dict() for c in checks]}
+        )
     else:
         rows = [(c.status, c.name, c.detail, c.fix) for c in checks]
         echo(table(rows, ["status", "check", "detail", "fix"], colorize={0: status}))

@@ -30,13 +30,22 @@ def track_list(as_json: bool) -> int:
     tracks = load_tracks()
     catalog = method_catalog()
     built = set(catalog) | {"moe_reduction"}
-    data = [{**t.as_dict(catalog.get(t.method)), "built": t.method in built and t.status != "deprecated"}
-            for t in tracks.values()]
+    data = [
+        {**t.as_dict(catalog.get(t.method)), "built": t.method in built and t.status != "deprecated"}
+        for t in tracks.values()
+    ]
     if as_json:
         emit_json(data)
         return 0
-    echo(table([[d["id"], d["name"], d["method"], d["status"], "yes" if d["built"] else "no", d["expected_gain"]]
-                for d in data], ["id", "name", "method", "status", "built", "lab's expected gain"]))
+    echo(
+        table(
+            [
+                [d["id"], d["name"], d["method"], d["status"], "yes" if d["built"] else "no", d["expected_gain"]]
+                for d in data
+            ],
+            ["id", "name", "method", "status", "built", "lab's expected gain"],
+        )
+    )
     return 0
 
 
@@ -53,13 +62,30 @@ def track_show(track_id: str, as_json: bool) -> int:
     if as_json:
         emit_json(d)
         return 0
-    echo(kv([("track", f"{d['id']}: {d['name']}"), ("method", d["method"]), ("status", d["status"]),
-             ("summary", d["summary"]), ("speculative", "yes" if d["speculative"] else "no"),
-             ("expected gain", d["expected_gain"]), ("llama.cpp tool", d["binary"] or "-")]))
+    echo(
+        kv(
+            [
+                ("track", f"{d['id']}: {d['name']}"),
+                ("method", d["method"]),
+                ("status", d["status"]),
+                ("summary", d["summary"]),
+                ("speculative", "yes" if d["speculative"] else "no"),
+                ("expected gain", d["expected_gain"]),
+                ("llama.cpp tool", d["binary"] or "-"),
+            ]
+        )
+    )
     if d["params"]:
         echo("\nparameters:")
-        echo(table([[n, p["type"], p["default"], ", ".join(map(str, p["sweep"])), p["help"]]
-                    for n, p in d["params"].items()], ["name", "type", "default", "sweep", "meaning"]))
+        echo(
+            table(
+                [
+                    [n, p["type"], p["default"], ", ".join(map(str, p["sweep"])), p["help"]]
+                    for n, p in d["params"].items()
+                ],
+                ["name", "type", "default", "sweep", "meaning"],
+            )
+        )
     if d["references"]:
         echo("\nreferences:")
         for r in d["references"]:
@@ -82,7 +108,9 @@ def _progress(as_json: bool) -> Any:
             bar.update(1)
             if bar.n >= bar.total:
                 bar.close()
+
         return tick
+
     return make
 
 
@@ -95,26 +123,54 @@ def _run(ctx: click.Context, request: Any, as_json: bool) -> int:
 
     def announce(plan: Any) -> None:
         if not as_json:
-            click.echo(f"# run {plan.run_id}: track {plan.track.id} ({plan.track.method}) on "
-                       f"{os.path.basename(plan.model['path'])}, {len(plan.workload.prompts)} prompt(s) x "
-                       f"{plan.request.reps} reps, {len(plan.configs)} config(s), backend {plan.backend}", err=True)
+            click.echo(
+                f"# run {plan.run_id}: track {plan.track.id} ({plan.track.method}) on "
+                f"{os.path.basename(plan.model['path'])}, {len(plan.workload.prompts)} prompt(s) x "
+                f"{plan.request.reps} reps, {len(plan.configs)} config(s), backend {plan.backend}",
+                err=True,
+            )
 
     plan, result, run_dir = run(cfg, request, _progress(as_json), announce)
     report = os.path.join(cfg.root, "research", "research_report.md")
     if as_json:
         emit_json({"run_id": plan.run_id, "run_dir": run_dir, "report": report, "summary": result.summary})
         return 0
-    rows = [[s["config"], f"{s['decode_tps']['median']} [{s['decode_tps']['min']}-{s['decode_tps']['max']}]",
-             s["prefill_tps"], s["ttft_s"], s["peak_rss_mb"], s["acceptance_rate"], s["mean_accepted_per_step"],
-             f"{s['speedup']}x" if s["speedup"] is not None else "-",
-             f"{s['identical_outputs']}/{s['prompts']}" if s["identical_outputs"] is not None else "-"]
-            for s in result.summary]
-    echo(table(rows, ["config", "decode t/s [min-max]", "prefill t/s", "TTFT s", "peak MB", "accept",
-                      "acc/step", "speedup", "identical"]))
+    rows = [
+        [
+            s["config"],
+            f"{s['decode_tps']['median']} [{s['decode_tps']['min']}-{s['decode_tps']['max']}]",
+            s["prefill_tps"],
+            s["ttft_s"],
+            s["peak_rss_mb"],
+            s["acceptance_rate"],
+            s["mean_accepted_per_step"],
+            f"{s['speedup']}x" if s["speedup"] is not None else "-",
+            f"{s['identical_outputs']}/{s['prompts']}" if s["identical_outputs"] is not None else "-",
+        ]
+        for s in result.summary
+    ]
+    echo(
+        table(
+            rows,
+            [
+                "config",
+                "decode t/s [min-max]",
+                "prefill t/s",
+                "TTFT s",
+                "peak MB",
+                "accept",
+                "acc/step",
+                "speedup",
+                "identical",
+            ],
+        )
+    )
     for s in result.summary:
         for d in s["divergences"]:
-            echo(f"{s['config']}: prompt {d['prompt_id']} diverges at token {d['index']} "
-                 f"(baseline top-2 margin {d['margin']})")
+            echo(
+                f"{s['config']}: prompt {d['prompt_id']} diverges at token {d['index']} "
+                f"(baseline top-2 margin {d['margin']})"
+            )
     analysis = result.extra.get("analysis")
     if analysis:
         echo(f"verdict: {analysis['verdict']} ({analysis['reason']})")
@@ -127,27 +183,61 @@ def _run(ctx: click.Context, request: Any, as_json: bool) -> int:
 @click.argument("track_id")
 @click.option("--model", "-m", required=True, help="Target model: inventory name or GGUF path.")
 @click.option("--draft", "-d", help="Draft model (track 1): inventory name or GGUF path.")
-@click.option("--workload", "-w", default="summarization", show_default=True,
-              help="Workload name under research/workloads/ or a YAML path.")
+@click.option(
+    "--workload",
+    "-w",
+    default="summarization",
+    show_default=True,
+    help="Workload name under research/workloads/ or a YAML path.",
+)
 @click.option("--prompts", type=int, help="Use only the workload's first N prompts.")
 @click.option("--reps", type=int, default=3, show_default=True, help="Measured repetitions (after 1 warm-up).")
 @click.option("--max-tokens", type=int, default=128, show_default=True, help="Tokens generated per prompt.")
 @click.option("--threads", type=int, help="Threads (default: the CPUs this process may use).")
-@click.option("--param", "params", multiple=True, metavar="K=V[,V2]",
-              help="Method parameter; a comma list sweeps it. Repeatable.")
-@click.option("--backend", type=click.Choice(["auto", "embedded", "binaries"]), default="auto", show_default=True,
-              help="auto = binaries when llama_cpp_bin is configured, else embedded llama-cpp-python.")
+@click.option(
+    "--param", "params", multiple=True, metavar="K=V[,V2]", help="Method parameter; a comma list sweeps it. Repeatable."
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["auto", "embedded", "binaries"]),
+    default="auto",
+    show_default=True,
+    help="auto = binaries when llama_cpp_bin is configured, else embedded llama-cpp-python.",
+)
 @click.option("--n-ctx", type=int, default=4096, show_default=True, help="Context size.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
-def track_run(ctx: click.Context, track_id: str, model: str, draft: str | None, workload: str,
-              prompts: int | None, reps: int, max_tokens: int, threads: int | None, params: tuple[str, ...],
-              backend: str, n_ctx: int, as_json: bool) -> int:
+def track_run(
+    ctx: click.Context,
+    track_id: str,
+    model: str,
+    draft: str | None,
+    workload: str,
+    prompts: int | None,
+    reps: int,
+    max_tokens: int,
+    threads: int | None,
+    params: tuple[str, ...],
+    backend: str,
+    n_ctx: int,
+    as_json: bool,
+) -> int:
     """Run the greedy baseline and track TRACK_ID's method on the same prompts; record and report."""
     from ..tracks.plan import RunRequest
 
-    req = RunRequest(track=track_id, model=model, draft=draft, workload=workload, prompts=prompts, reps=reps,
-                     max_tokens=max_tokens, threads=threads, params=list(params), backend=backend, n_ctx=n_ctx)
+    req = RunRequest(
+        track=track_id,
+        model=model,
+        draft=draft,
+        workload=workload,
+        prompts=prompts,
+        reps=reps,
+        max_tokens=max_tokens,
+        threads=threads,
+        params=list(params),
+        backend=backend,
+        n_ctx=n_ctx,
+    )
     return _run(ctx, req, as_json)
 
 
@@ -170,16 +260,38 @@ def track_runs(ctx: click.Context, as_json: bool) -> int:
     from ..tracks.report import load_runs
 
     runs = load_runs(obj(ctx).config)
-    data = [{"run_id": r["id"], "track": r["config"]["track"]["id"], "model": r["config"]["model"]["path"],
-             "workload": r["config"]["workload"]["name"], "configs": len(r["summary"]) - 1,
-             "best_speedup": max((s["speedup"] for s in r["summary"] if s["speedup"] is not None), default=None),
-             "dir": r["dir"]} for r in runs]
+    data = [
+        {
+            "run_id": r["id"],
+            "track": r["config"]["track"]["id"],
+            "model": r["config"]["model"]["path"],
+            "workload": r["config"]["workload"]["name"],
+            "configs": len(r["summary"]) - 1,
+            "best_speedup": max((s["speedup"] for s in r["summary"] if s["speedup"] is not None), default=None),
+            "dir": r["dir"],
+        }
+        for r in runs
+    ]
     if as_json:
         emit_json(data)
         return 0
-    echo(table([[d["run_id"], d["track"], os.path.basename(d["model"]), d["workload"],
-                 d["best_speedup"] if d["best_speedup"] is not None else "-"] for d in data],
-               ["run", "track", "model", "workload", "best speedup"]) if data else "no runs yet")
+    echo(
+        table(
+            [
+                [
+                    d["run_id"],
+                    d["track"],
+                    os.path.basename(d["model"]),
+                    d["workload"],
+                    d["best_speedup"] if d["best_speedup"] is not None else "-",
+                ]
+                for d in data
+            ],
+            ["run", "track", "model", "workload", "best speedup"],
+        )
+        if data
+        else "no runs yet"
+    )
     return 0
 
 

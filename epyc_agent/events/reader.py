@@ -67,12 +67,18 @@ class ReadStats:
             self.corrupt.append(CorruptLine(file, line, error, raw[:200].decode("utf-8", "replace")))
 
     def as_dict(self) -> dict[str, Any]:
-        return {"files": self.files, "lines": self.lines, "events": self.events,
-                "legacy_lines": self.legacy_lines, "corrupt": self.corrupt_count,
-                "corrupt_lines": [c._asdict() for c in self.corrupt]}
+        return {
+            "files": self.files,
+            "lines": self.lines,
+            "events": self.events,
+            "legacy_lines": self.legacy_lines,
+            "corrupt": self.corrupt_count,
+            "corrupt_lines": [c._asdict() for c in self.corrupt],
+        }
 
 
 # --- files --------------------------------------------------------------------------
+
 
 def shard_files(log_dir: str | os.PathLike[str]) -> list[str]:
     """The legacy file first, then per-agent shards by name."""
@@ -89,11 +95,12 @@ def shard_files(log_dir: str | os.PathLike[str]) -> list[str]:
 def agent_of(path: str) -> str:
     name = os.path.basename(path)
     if name.startswith(SHARD_PREFIX) and name.endswith(".log"):
-        return name[len(SHARD_PREFIX):-4] or DEFAULT_AGENT
+        return name[len(SHARD_PREFIX) : -4] or DEFAULT_AGENT
     return "legacy"
 
 
 # --- timestamps -------------------------------------------------------------------------
+
 
 def ts_key(ts: Any) -> str | None:
     """A sortable UTC key for an RFC 3339 / ISO 8601 time; None if it is not one."""
@@ -110,6 +117,7 @@ def ts_key(ts: Any) -> str | None:
 
 
 # --- upgrading old lines -------------------------------------------------------------------
+
 
 def upgrade(obj: Any, agent: str) -> dict[str, Any] | None:
     """Any known line object -> a v1 event dict (in place when it already is one)."""
@@ -148,12 +156,12 @@ def _typed_from_details(ev: dict[str, Any]) -> None:
     elif cat == "CMD_INTENT":
         ev.setdefault("cmd", ev.get("msg", ""))
     elif cat == "ROLLBACK" and d.startswith("undo_with:"):
-        ev.setdefault("undo", d[len("undo_with:"):].strip())
+        ev.setdefault("undo", d[len("undo_with:") :].strip())
         ev.setdefault("action", ev.get("msg", ""))
     elif cat == "FILE_MODIFY":
         ev.setdefault("path", ev.get("msg", ""))
         if d.startswith("action="):
-            ev.setdefault("action", d[len("action="):].split(";", 1)[0].strip())
+            ev.setdefault("action", d[len("action=") :].split(";", 1)[0].strip())
 
 
 def parse_line(raw: bytes, agent: str) -> dict[str, Any] | None:
@@ -219,22 +227,28 @@ def line_blocks(path: str, stats: ReadStats) -> Iterator[tuple[int, list[bytes]]
         f.close()
 
 
-def _shard_blocks(path: str, stats: ReadStats,
-                  accept: Callable[[bytes], bool] | None) -> Iterator[list[Record]]:
+def _shard_blocks(path: str, stats: ReadStats, accept: Callable[[bytes], bool] | None) -> Iterator[list[Record]]:
     """A shard's records in blocks, each block sorted by time (stable)."""
     agent = agent_of(path)
     for first, lines in line_blocks(path, stats):
         block: list[Record] = []
         for b in range(0, len(lines), _BATCH):
-            _parse_chunk(lines[b:b + _BATCH], first + b, path, agent, stats, accept, block)
+            _parse_chunk(lines[b : b + _BATCH], first + b, path, agent, stats, accept, block)
         stats.events += len(block)
         if block:
             block.sort(key=_key)  # nearly sorted: linear; fixes slightly late appends
             yield block
 
 
-def _parse_chunk(chunk: list[bytes], first: int, path: str, agent: str, stats: ReadStats,
-                 accept: Callable[[bytes], bool] | None, out: list[Record]) -> None:
+def _parse_chunk(
+    chunk: list[bytes],
+    first: int,
+    path: str,
+    agent: str,
+    stats: ReadStats,
+    accept: Callable[[bytes], bool] | None,
+    out: list[Record],
+) -> None:
     """Parse up to _BATCH lines into `out`. Fast path: one orjson call, all v1 lines."""
     if accept is not None:
         kept = [j for j, raw in enumerate(chunk) if accept(raw)]
@@ -292,8 +306,9 @@ _get_ts = itemgetter("ts")
 _KEY_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")  # our own UTC format: already a key
 
 
-def iter_shard(path: str, stats: ReadStats | None = None, *,
-               accept: Callable[[bytes], bool] | None = None) -> Iterator[Record]:
+def iter_shard(
+    path: str, stats: ReadStats | None = None, *, accept: Callable[[bytes], bool] | None = None
+) -> Iterator[Record]:
     """One shard's records (sorted within each block of ~0.5 MB). `accept(raw)` may skip
     lines cheaply before parsing (skipped lines are neither events nor corrupt)."""
     for block in _shard_blocks(path, stats if stats is not None else ReadStats(), accept):
@@ -303,9 +318,13 @@ def iter_shard(path: str, stats: ReadStats | None = None, *,
 _key = itemgetter(0)  # a Record's sort key
 
 
-def read_records(log_dir: str | os.PathLike[str], stats: ReadStats | None = None, *,
-                 files: list[str] | None = None,
-                 accept: Callable[[bytes], bool] | None = None) -> Iterator[Record]:
+def read_records(
+    log_dir: str | os.PathLike[str],
+    stats: ReadStats | None = None,
+    *,
+    files: list[str] | None = None,
+    accept: Callable[[bytes], bool] | None = None,
+) -> Iterator[Record]:
     """All records of all shards in time order, with bounded memory.
 
     Shards are read in blocks; each round emits every buffered record up to the
@@ -345,7 +364,6 @@ def read_records(log_dir: str | os.PathLike[str], stats: ReadStats | None = None
         yield from out
 
 
-def read_events(log_dir: str | os.PathLike[str], stats: ReadStats | None = None,
-                **kw: Any) -> Iterator[dict[str, Any]]:
+def read_events(log_dir: str | os.PathLike[str], stats: ReadStats | None = None, **kw: Any) -> Iterator[dict[str, Any]]:
     """Just the event dicts, in time order."""
     return (r.event for r in read_records(log_dir, stats, **kw))

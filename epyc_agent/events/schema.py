@@ -21,8 +21,18 @@ SCHEMA_VERSION = 1
 
 LEVELS = ("INFO", "WARN", "ERROR")
 CATEGORIES = (
-    "SESSION_START", "SESSION_END", "TASK_START", "TASK_END", "CMD_INTENT", "CMD_RESULT",
-    "FILE_MODIFY", "DECISION", "WARNING", "ERROR", "OBSERVE", "ROLLBACK",
+    "SESSION_START",
+    "SESSION_END",
+    "TASK_START",
+    "TASK_END",
+    "CMD_INTENT",
+    "CMD_RESULT",
+    "FILE_MODIFY",
+    "DECISION",
+    "WARNING",
+    "ERROR",
+    "OBSERVE",
+    "ROLLBACK",
 )
 TYPED_FIELDS = ("cmd", "exit_code", "duration_ms", "path", "action", "undo", "data")
 BASE_FIELDS = ("ts", "session", "agent", "level", "cat", "msg", "details")
@@ -85,8 +95,17 @@ def _text(v: Any, limit: int = MAX_FIELD_CHARS) -> str:
     return truncate(as_text(v), limit)
 
 
-def make_event(cat: str, msg: Any = "", *, session: str, agent: str, level: str | None = None,
-               details: Any = "", ts: str | None = None, **typed: Any) -> dict[str, Any]:
+def make_event(
+    cat: str,
+    msg: Any = "",
+    *,
+    session: str,
+    agent: str,
+    level: str | None = None,
+    details: Any = "",
+    ts: str | None = None,
+    **typed: Any,
+) -> dict[str, Any]:
     """Build a v1 event in field order; unknown typed fields are rejected (a programming error)."""
     if cat not in _KNOWN_CATS:
         cat = as_text(cat).upper()

@@ -33,8 +33,13 @@ def _task_start(desc: str, reasoning: str = "") -> Fields:
 
 def _task_end(desc: str, outcome: str = "success") -> Fields:
     ok = outcome.lower() in ("success", "ok", "done", "passed", "pass")
-    return {"cat": "TASK_END", "msg": desc, "details": f"outcome={outcome}",
-            "level": "INFO" if ok else "WARN", "data": {"outcome": outcome}}
+    return {
+        "cat": "TASK_END",
+        "msg": desc,
+        "details": f"outcome={outcome}",
+        "level": "INFO" if ok else "WARN",
+        "data": {"outcome": outcome},
+    }
 
 
 def _cmd_intent(cmd: str, reasoning: str = "") -> Fields:
@@ -44,14 +49,24 @@ def _cmd_intent(cmd: str, reasoning: str = "") -> Fields:
 def _cmd_result(cmd: str, exit_code: str, summary: str = "") -> Fields:
     code = _num(str(exit_code).strip())
     code = code if isinstance(code, int) else None
-    return {"cat": "CMD_RESULT", "msg": cmd, "cmd": cmd, "exit_code": code,
-            "details": f"exit={exit_code}; {summary}" if summary else f"exit={exit_code}",
-            "level": "INFO" if code == 0 else "ERROR"}
+    return {
+        "cat": "CMD_RESULT",
+        "msg": cmd,
+        "cmd": cmd,
+        "exit_code": code,
+        "details": f"exit={exit_code}; {summary}" if summary else f"exit={exit_code}",
+        "level": "INFO" if code == 0 else "ERROR",
+    }
 
 
 def _file_modify(path: str, action: str = "edit", reasoning: str = "") -> Fields:
-    return {"cat": "FILE_MODIFY", "msg": path, "path": path, "action": action,
-            "details": f"action={action}; {reasoning}" if reasoning else f"action={action}"}
+    return {
+        "cat": "FILE_MODIFY",
+        "msg": path,
+        "path": path,
+        "action": action,
+        "details": f"action={action}; {reasoning}" if reasoning else f"action={action}",
+    }
 
 
 def _decision(decision: str, reasoning: str = "") -> Fields:
@@ -71,8 +86,7 @@ def _observe(what: str, value: str = "") -> Fields:
 
 
 def _rollback(action: str, undo: str = "") -> Fields:
-    return {"cat": "ROLLBACK", "msg": action, "action": action, "undo": undo,
-            "details": f"undo_with: {undo}"}
+    return {"cat": "ROLLBACK", "msg": action, "action": action, "undo": undo, "details": f"undo_with: {undo}"}
 
 
 class Verb:
@@ -88,18 +102,21 @@ class Verb:
         return f"epyc-agent log {self.name} {' '.join(parts)}"
 
 
-VERBS: dict[str, Verb] = {v.name: v for v in (
-    Verb("task-start", ("description", "reasoning"), 1, _task_start),
-    Verb("task-end", ("description", "outcome"), 1, _task_end),
-    Verb("cmd-intent", ("command", "reasoning"), 1, _cmd_intent),
-    Verb("cmd-result", ("command", "exit_code", "summary"), 2, _cmd_result),
-    Verb("file-modify", ("path", "action", "reasoning"), 1, _file_modify),
-    Verb("decision", ("decision", "reasoning"), 1, _decision),
-    Verb("warn", ("message", "context"), 1, _warn),
-    Verb("error", ("message", "context"), 1, _error),
-    Verb("observe", ("what", "value"), 1, _observe),
-    Verb("rollback", ("action", "undo_command"), 1, _rollback),
-)}
+VERBS: dict[str, Verb] = {
+    v.name: v
+    for v in (
+        Verb("task-start", ("description", "reasoning"), 1, _task_start),
+        Verb("task-end", ("description", "outcome"), 1, _task_end),
+        Verb("cmd-intent", ("command", "reasoning"), 1, _cmd_intent),
+        Verb("cmd-result", ("command", "exit_code", "summary"), 2, _cmd_result),
+        Verb("file-modify", ("path", "action", "reasoning"), 1, _file_modify),
+        Verb("decision", ("decision", "reasoning"), 1, _decision),
+        Verb("warn", ("message", "context"), 1, _warn),
+        Verb("error", ("message", "context"), 1, _error),
+        Verb("observe", ("what", "value"), 1, _observe),
+        Verb("rollback", ("action", "undo_command"), 1, _rollback),
+    )
+}
 
 
 def build(verb: str, args: list[str] | tuple[str, ...]) -> Fields:

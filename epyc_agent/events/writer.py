@@ -34,8 +34,7 @@ def append_line(fd: int, line: bytes) -> None:
 class AuditLog:
     """Writes v1 events for one (session, agent) to `<log_dir>/agent_audit-<agent>.log`."""
 
-    def __init__(self, log_dir: str | os.PathLike[str], session: str | None = None,
-                 agent: str | None = None) -> None:
+    def __init__(self, log_dir: str | os.PathLike[str], session: str | None = None, agent: str | None = None) -> None:
         self.log_dir = os.fspath(log_dir)
         self.session = session or NO_SESSION
         self.agent = agent or DEFAULT_AGENT
@@ -91,8 +90,9 @@ class AuditLog:
     def cmd_intent(self, command: str, reasoning: str = "") -> dict[str, Any]:
         return self.verb("cmd-intent", command, reasoning)
 
-    def cmd_result(self, command: str, exit_code: int, summary: str = "",
-                   duration_ms: float | None = None) -> dict[str, Any]:
+    def cmd_result(
+        self, command: str, exit_code: int, summary: str = "", duration_ms: float | None = None
+    ) -> dict[str, Any]:
         fields = verbs.build("cmd-result", [command, str(exit_code), summary])
         return self.event(**fields, duration_ms=duration_ms)
 
@@ -149,8 +149,15 @@ class _ShardSink:
 
 def _to_event(log: AuditLog) -> Any:
     """The structlog renderer: event_dict -> one encoded v1 line."""
-    level_map = {"debug": "INFO", "info": "INFO", "warning": "WARN", "warn": "WARN",
-                 "error": "ERROR", "critical": "ERROR", "exception": "ERROR"}
+    level_map = {
+        "debug": "INFO",
+        "info": "INFO",
+        "warning": "WARN",
+        "warn": "WARN",
+        "error": "ERROR",
+        "critical": "ERROR",
+        "exception": "ERROR",
+    }
 
     def render(_logger: Any, _name: str, ed: dict[str, Any]) -> bytes:
         fields: dict[str, Any] = {

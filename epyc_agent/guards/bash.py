@@ -25,12 +25,18 @@ PATH_ARGS = ("mkdir", "touch", "rm", "rmdir", "unlink", "shred", "truncate", "te
 MODE_TOOLS = ("chmod", "chown", "chgrp", "setfacl", "chattr")
 # options that take a separate value, per command (so the value is not mistaken for a path)
 VALUE_OPTS = {
-    "truncate": {"-s", "-r", "--size", "--reference"}, "touch": {"-d", "-t", "-r", "--date", "--reference"},
-    "mkdir": {"-m", "--mode"}, "install": {"-m", "-o", "-g", "--mode", "--owner", "--group", "-S"},
-    "cp": {"-S", "--suffix"}, "mv": {"-S", "--suffix"}, "ln": {"-S", "--suffix"},
+    "truncate": {"-s", "-r", "--size", "--reference"},
+    "touch": {"-d", "-t", "-r", "--date", "--reference"},
+    "mkdir": {"-m", "--mode"},
+    "install": {"-m", "-o", "-g", "--mode", "--owner", "--group", "-S"},
+    "cp": {"-S", "--suffix"},
+    "mv": {"-S", "--suffix"},
+    "ln": {"-S", "--suffix"},
     "rsync": {"-e", "--rsh", "--exclude", "--include", "--filter", "-f", "--chmod", "--log-file"},
-    "sed": {"-e", "-f", "--expression", "--file", "-l"}, "chmod": {"--reference"},
-    "chown": {"--reference", "--from"}, "shred": {"-n", "-s", "--iterations", "--size"},
+    "sed": {"-e", "-f", "--expression", "--file", "-l"},
+    "chmod": {"--reference"},
+    "chown": {"--reference", "--from"},
+    "shred": {"-n", "-s", "--iterations", "--size"},
     "curl": {"-o", "--output", "-d", "--data", "-H", "--header", "-X", "-u", "-A", "-e", "-T", "-F"},
     "wget": {"-O", "--output-document", "-P", "--directory-prefix", "-o", "-a", "-U", "--header"},
     "unzip": {"-d", "-x"},
@@ -47,7 +53,7 @@ def split_args(cmd: Cmd) -> tuple[list[Word], dict[str, Word | None]]:
     while i < len(words):
         t = words[i].text
         if t == "--":
-            args.extend(words[i + 1:])
+            args.extend(words[i + 1 :])
             break
         if t.startswith("-") and len(t) > 1:
             key, eq, val = t.partition("=")
@@ -90,8 +96,9 @@ def write_targets(cmd: Cmd) -> list[Word]:
         return [w for w in dest if ":" not in w.text.split("/", 1)[0]]
     if name == "dd":
         return [Word(w.text[3:], w.dynamic) for w in cmd.argv[1:] if w.text.startswith("of=")]
-    if name == "sed" and any(o == "--in-place" or (o.startswith("-i") or (not o.startswith("--") and "i" in o))
-                             for o in opts):
+    if name == "sed" and any(
+        o == "--in-place" or (o.startswith("-i") or (not o.startswith("--") and "i" in o)) for o in opts
+    ):
         return args if ("-e" in opts or "-f" in opts or "--expression" in opts) else args[1:]
     if name == "perl" and any(not o.startswith("--") and "i" in o for o in opts):
         return args
@@ -178,13 +185,19 @@ class BashCheck:
         if not name:
             return
         if name.startswith(DEVICE_TOOLS):
-            self.add("destructive", f"`{_text(cmd)}` formats or repartitions a device: there is no rollback. "
-                     "Do not run it; if the user wants it, ask them to run it themselves.")
+            self.add(
+                "destructive",
+                f"`{_text(cmd)}` formats or repartitions a device: there is no rollback. "
+                "Do not run it; if the user wants it, ask them to run it themselves.",
+            )
             return
         if name in ("pkill", "killall"):
-            self.add("destructive", f"`{_text(cmd)}` kills processes by name pattern, which can hit other "
-                     "agents' and the user's processes (the pattern may even match the shell running it). "
-                     "Find the exact process with `pgrep -af PATTERN`, then `kill PID`.")
+            self.add(
+                "destructive",
+                f"`{_text(cmd)}` kills processes by name pattern, which can hit other "
+                "agents' and the user's processes (the pattern may even match the shell running it). "
+                "Find the exact process with `pgrep -af PATTERN`, then `kill PID`.",
+            )
             return
         if name == "find":
             self.find(cmd)
@@ -194,9 +207,12 @@ class BashCheck:
             if name == "dd" and target.text.startswith("/dev/"):
                 resolved = os.path.realpath(target.text)
                 if not any(is_under(resolved, a) for a in self.guard.allow):
-                    self.add("destructive", f"`{_text(cmd)}` writes the device {target.text}: there is no "
-                             "rollback. Write to a file under the root instead; device writes are for the user.",
-                             target.text)
+                    self.add(
+                        "destructive",
+                        f"`{_text(cmd)}` writes the device {target.text}: there is no "
+                        "rollback. Write to a file under the root instead; device writes are for the user.",
+                        target.text,
+                    )
                     continue
             if recursive_rm:
                 self.remove_tree(cmd, target)
@@ -223,9 +239,13 @@ class BashCheck:
         v = self.guard.check(path, cmd.cwd)
         if not v.allowed:
             guard = "destructive" if destructive else "bash"
-            self.add(guard, f"`{_text(cmd)}` {verb} {w.text}, {v.reason} (temp files: "
-                     f"{self.guard.root_resolved}/tmp). If the user really needs this path, ask them (it can be "
-                     "added to allow_write in the epyc-agent config).", v.resolved)
+            self.add(
+                guard,
+                f"`{_text(cmd)}` {verb} {w.text}, {v.reason} (temp files: "
+                f"{self.guard.root_resolved}/tmp). If the user really needs this path, ask them (it can be "
+                "added to allow_write in the epyc-agent config).",
+                v.resolved,
+            )
 
     def static_part(self, w: Word) -> Word | None:
         """For `/etc/$f`: the folder known before run time, if no expansion could lead from it
@@ -242,9 +262,13 @@ class BashCheck:
     def remove_tree(self, cmd: Cmd, w: Word) -> None:
         if w.dynamic:
             if w.text.startswith("$") or w.text.startswith("/"):
-                self.add("destructive", f"`{_text(cmd)}` recursively deletes {w.text!r}, a path known only at "
-                         "run time (an empty variable turns it into `/...`). Spell the path out literally, "
-                         "under the storage root.", w.text)
+                self.add(
+                    "destructive",
+                    f"`{_text(cmd)}` recursively deletes {w.text!r}, a path known only at "
+                    "run time (an empty variable turns it into `/...`). Spell the path out literally, "
+                    "under the storage root.",
+                    w.text,
+                )
             else:
                 self.parsed.note(f"delete target {w.text!r} is known only at run time")
             return
@@ -255,13 +279,20 @@ class BashCheck:
         for base in self.bases:
             if is_under(base, v.resolved):
                 what = "the storage root" if base == self.guard.root_resolved else f"the allowlisted {base}"
-                self.add("destructive", f"`{_text(cmd)}` would delete {what} (it resolves to {v.resolved}). "
-                         "Delete specific subfolders under the root instead, and log a rollback plan first.",
-                         v.resolved)
+                self.add(
+                    "destructive",
+                    f"`{_text(cmd)}` would delete {what} (it resolves to {v.resolved}). "
+                    "Delete specific subfolders under the root instead, and log a rollback plan first.",
+                    v.resolved,
+                )
                 return
         if not v.allowed:
-            self.add("destructive", f"`{_text(cmd)}` recursively deletes {w.text}, {v.reason}. Only delete "
-                     "under the root; anything else is for the user to decide.", v.resolved)
+            self.add(
+                "destructive",
+                f"`{_text(cmd)}` recursively deletes {w.text}, {v.reason}. Only delete "
+                "under the root; anything else is for the user to decide.",
+                v.resolved,
+            )
 
     def find(self, cmd: Cmd) -> None:
         words = cmd.argv[1:]
@@ -278,7 +309,7 @@ class BashCheck:
         for i, t in enumerate(texts):
             if t in ("-exec", "-execdir", "-ok", "-okdir"):
                 inner: list[Word] = []
-                for w in words[i + 1:]:
+                for w in words[i + 1 :]:
                     if w.text in (";", "+"):
                         break
                     inner.append(w)

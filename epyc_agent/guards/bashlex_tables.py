@@ -98,10 +98,12 @@ def _cached_yacc(original: Any, y: Any, path: str, key: list[Any]) -> Any:
 
 
 def _save(path: str, key: list[Any], parser: Any) -> None:
-    data = {"key": key,
-            "productions": [[p.name, p.len, p.func, p.str] for p in parser.productions],
-            "action": {str(k): v for k, v in parser.action.items()},
-            "goto": {str(k): v for k, v in parser.goto.items()}}
+    data = {
+        "key": key,
+        "productions": [[p.name, p.len, p.func, p.str] for p in parser.productions],
+        "action": {str(k): v for k, v in parser.action.items()},
+        "goto": {str(k): v for k, v in parser.goto.items()},
+    }
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)

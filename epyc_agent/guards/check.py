@@ -32,13 +32,24 @@ def check_edit(tool: str, tool_input: Mapping[str, Any], cwd: str | None, guard:
     v = guard.check(path, cwd)
     if v.allowed:
         return []
-    return [Finding("storage", f"{tool} of {path}: {v.reason} (temp files: {guard.root_resolved}/tmp). "
-                    "If the user needs this exact path, ask them to allow it (allow_write in the epyc-agent "
-                    "config).", v.resolved)]
+    return [
+        Finding(
+            "storage",
+            f"{tool} of {path}: {v.reason} (temp files: {guard.root_resolved}/tmp). "
+            "If the user needs this exact path, ask them to allow it (allow_write in the epyc-agent "
+            "config).",
+            v.resolved,
+        )
+    ]
 
 
-def check_bash(command: Any, cwd: str | None, guard: StorageGuard, env: Mapping[str, str] | None = None,
-               tables_dir: str | None = None) -> tuple[list[Finding], dict[str, Any]]:
+def check_bash(
+    command: Any,
+    cwd: str | None,
+    guard: StorageGuard,
+    env: Mapping[str, str] | None = None,
+    tables_dir: str | None = None,
+) -> tuple[list[Finding], dict[str, Any]]:
     """Findings and how they were found (`parser`: prescan|bashlex|shlex, `blind` notes)."""
     if not isinstance(command, str):
         raise MalformedInput("Bash payload has no command string")

@@ -34,7 +34,10 @@ def check_retry(failures: Mapping[str, int], command: str, limit: int) -> Findin
     n = failures.get(command_key(command), 0)
     if n < limit:
         return None
-    return Finding("retry", f"this command already failed {n} times in a row in this session. Do not retry it "
-                   "again: diagnose the root cause first (read the error, check inputs, paths, versions), log "
-                   "a decision (`epyc-agent log decision ...`), then change the approach. To retry anyway after "
-                   f"diagnosing, prefix the command with {OVERRIDE}=1 (the override is logged).")
+    return Finding(
+        "retry",
+        f"this command already failed {n} times in a row in this session. Do not retry it "
+        "again: diagnose the root cause first (read the error, check inputs, paths, versions), log "
+        "a decision (`epyc-agent log decision ...`), then change the approach. To retry anyway after "
+        f"diagnosing, prefix the command with {OVERRIDE}=1 (the override is logged).",
+    )

@@ -30,8 +30,25 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
 
-WRAPPERS = {"sudo", "env", "nice", "nohup", "time", "timeout", "command", "exec", "builtin", "stdbuf",
-            "ionice", "chrt", "taskset", "numactl", "xargs", "doas", "unbuffer"}
+WRAPPERS = {
+    "sudo",
+    "env",
+    "nice",
+    "nohup",
+    "time",
+    "timeout",
+    "command",
+    "exec",
+    "builtin",
+    "stdbuf",
+    "ionice",
+    "chrt",
+    "taskset",
+    "numactl",
+    "xargs",
+    "doas",
+    "unbuffer",
+}
 SHELLS = {"bash", "sh", "dash", "zsh", "ksh"}
 WRITE_REDIRECTS = {">", ">>", ">|", "&>", "&>>", "<>", ">&"}
 MAX_DEPTH = 4  # nested bash -c / eval
@@ -54,8 +71,9 @@ class Cmd:
 
     __slots__ = ("argv", "redirects", "cwd", "wrapped")
 
-    def __init__(self, argv: list[Word], redirects: list[tuple[str, Word]], cwd: str | None,
-                 wrapped: list[str]) -> None:
+    def __init__(
+        self, argv: list[Word], redirects: list[tuple[str, Word]], cwd: str | None, wrapped: list[str]
+    ) -> None:
         self.argv, self.redirects, self.cwd, self.wrapped = argv, redirects, cwd, wrapped
 
     @property
@@ -79,8 +97,7 @@ class Parsed:
             self.blind.append(what)
 
 
-def parse(command: str, cwd: str | None, env: Mapping[str, str] | None = None,
-          tables_dir: str | None = None) -> Parsed:
+def parse(command: str, cwd: str | None, env: Mapping[str, str] | None = None, tables_dir: str | None = None) -> Parsed:
     """Parse `command` as bash would run it from `cwd` (`tables_dir`: see bashlex_tables)."""
     env = dict(os.environ if env is None else env)
     try:
@@ -101,6 +118,7 @@ def parse(command: str, cwd: str | None, env: Mapping[str, str] | None = None,
 
 
 # --- bashlex tree walk ------------------------------------------------------------
+
 
 class _Walker:
     def __init__(self, out: Parsed, env: dict[str, str], depth: int) -> None:
@@ -140,12 +158,15 @@ class _Walker:
                     dynamic = True
                     self.out.note(f"${name} is not known before run time")
                     continue
-                text = text.replace("${" + name + "}", val, 1) if "${" + name + "}" in text \
+                text = (
+                    text.replace("${" + name + "}", val, 1)
+                    if "${" + name + "}" in text
                     else text.replace("$" + name, val, 1)
+                )
             elif p.kind == "tilde":
                 home = self.env.get("HOME") or os.path.expanduser("~")
                 if text.startswith(p.value):
-                    text = (home if p.value == "~" else os.path.expanduser(p.value)) + text[len(p.value):]
+                    text = (home if p.value == "~" else os.path.expanduser(p.value)) + text[len(p.value) :]
             elif p.kind in ("commandsubstitution", "processsubstitution"):
                 dynamic = True
                 self.out.note("command substitution output is not known before run time")
@@ -234,10 +255,10 @@ def braces(w: Word) -> list[Word]:
     (Quoting is already removed, so a quoted `{a,b}` is expanded too: the cautious side.)"""
     i = w.text.find("{")
     j = w.text.find("}", i + 1)
-    if i == -1 or j == -1 or "," not in w.text[i:j] or "{" in w.text[i + 1:j] or w.text[i - 1:i] == "$":
+    if i == -1 or j == -1 or "," not in w.text[i:j] or "{" in w.text[i + 1 : j] or w.text[i - 1 : i] == "$":
         return [w]
-    head, tail = w.text[:i], w.text[j + 1:]
-    return [Word(head + part + tail, w.dynamic) for part in w.text[i + 1:j].split(",")]
+    head, tail = w.text[:i], w.text[j + 1 :]
+    return [Word(head + part + tail, w.dynamic) for part in w.text[i + 1 : j].split(",")]
 
 
 def _dash_c(words: list[Word]) -> Word | None:
@@ -276,8 +297,11 @@ def unwrap(words: list[Word]) -> tuple[list[Word], list[str]]:
                 if t in ("-u", "-g", "-n", "-s", "-k", "-I", "-L", "-P", "-d", "-C", "-p", "-c"):
                     i += 1
                 i += 1
-            elif (name == "env" and "=" in t) or (name == "timeout" and t[:1].isdigit()) \
-                    or (name in ("taskset", "chrt", "ionice") and t[:1].isdigit()):
+            elif (
+                (name == "env" and "=" in t)
+                or (name == "timeout" and t[:1].isdigit())
+                or (name in ("taskset", "chrt", "ionice") and t[:1].isdigit())
+            ):
                 i += 1
             else:
                 break

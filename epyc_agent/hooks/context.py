@@ -26,15 +26,21 @@ def session_context(h: Hook, source: str) -> str:
         st = h.start(f"claude code session ({source})")
     except EpycAgentError as e:
         h.log.error(f"session could not start: {e.render()}", source)
-        return (f"epyc-agent: the session could not start: {e.render()}. Nothing may be written until the "
-                "storage root is usable; tell the user.")
+        return (
+            f"epyc-agent: the session could not start: {e.render()}. Nothing may be written until the "
+            "storage root is usable; tell the user."
+        )
     _export_session(h)
-    lines = [f"epyc-agent: session {st['session']} ({'resumed' if st['resumed'] else 'new'}); every tool "
-             f"call is logged to {cfg.log_dir}.",
-             f"Storage root {cfg.root}: {st['free_gb']} GB free ({st['used_pct']}% used)"
-             + (" - NEARLY FULL" if st.get("warn") else "") + f". Write only under it (temp: {cfg.tmp_dir}).",
-             "Guards: " + ", ".join(f"{k}={cfg.guards[k]}" for k in ("storage", "bash", "destructive", "retry"))
-             + f", retry limit {cfg.guards['retry_limit']}. A denied call says why and what to do instead."]
+    lines = [
+        f"epyc-agent: session {st['session']} ({'resumed' if st['resumed'] else 'new'}); every tool "
+        f"call is logged to {cfg.log_dir}.",
+        f"Storage root {cfg.root}: {st['free_gb']} GB free ({st['used_pct']}% used)"
+        + (" - NEARLY FULL" if st.get("warn") else "")
+        + f". Write only under it (temp: {cfg.tmp_dir}).",
+        "Guards: "
+        + ", ".join(f"{k}={cfg.guards[k]}" for k in ("storage", "bash", "destructive", "retry"))
+        + f", retry limit {cfg.guards['retry_limit']}. A denied call says why and what to do instead.",
+    ]
     from ..priorities import priority_actions
 
     for n, action in enumerate(priority_actions(cfg, h.log), 1):
@@ -58,8 +64,9 @@ def session_context(h: Hook, source: str) -> str:
         dump = latest_dump(cfg, h.session or "")
         if dump:
             room = MAX_CHARS - len(text) - 60
-            text += "\n\nState saved before the compaction:\n\n" + (dump if len(dump) <= room else dump[:room]
-                                                                   + "\n[cut]")
+            text += "\n\nState saved before the compaction:\n\n" + (
+                dump if len(dump) <= room else dump[:room] + "\n[cut]"
+            )
     return text[:MAX_CHARS]
 
 

@@ -53,11 +53,14 @@ def handle(raw: bytes, env: Mapping[str, str]) -> tuple[str, int]:
     try:
         return hook.run(event), 0
     except Exception as e:  # noqa: BLE001 - the hook must never break the agent's session
-        _log_error(cfg, hook.session, hook.agent, f"hook failed on {event or 'unknown event'}: "
-                   f"{type(e).__name__}: {e}", "")
+        _log_error(
+            cfg, hook.session, hook.agent, f"hook failed on {event or 'unknown event'}: {type(e).__name__}: {e}", ""
+        )
         if event == "PreToolUse" and cfg.guards.get("fail_closed"):
-            return _deny(f"epyc-agent could not evaluate this call ({type(e).__name__}: {e}) and "
-                         "guards.fail_closed is true. Report it; the user can set fail_closed: false."), 0
+            return _deny(
+                f"epyc-agent could not evaluate this call ({type(e).__name__}: {e}) and "
+                "guards.fail_closed is true. Report it; the user can set fail_closed: false."
+            ), 0
         return "", 0
     finally:
         hook.log.close()
@@ -163,8 +166,13 @@ class Hook:
 
         p = self.p
         extra = {k: p[k] for k in ("session_id", "transcript_path", "model") if isinstance(p.get(k), str)}
-        return start_session(self.cfg, purpose, agent_id(env=self.env), session_id=self.session,
-                             extra={"claude": extra, "cwd": p.get("cwd") if isinstance(p.get("cwd"), str) else ""})
+        return start_session(
+            self.cfg,
+            purpose,
+            agent_id(env=self.env),
+            session_id=self.session,
+            extra={"claude": extra, "cwd": p.get("cwd") if isinstance(p.get("cwd"), str) else ""},
+        )
 
     # -- guards ------------------------------------------------------------------------
     def guard(self) -> Any:
@@ -194,9 +202,14 @@ class Hook:
         retry = check_retry(fails, command, limit)
         if retry is not None:
             if overridden(command, self.env):
-                self.log.event("DECISION", f"retry limit overridden ({OVERRIDE}=1)", cmd=command, level="WARN",
-                               details=f"failed {fails.get(command_key(command))} times in a row before",
-                               data=self.data("PreToolUse", guard="retry", override=True))
+                self.log.event(
+                    "DECISION",
+                    f"retry limit overridden ({OVERRIDE}=1)",
+                    cmd=command,
+                    level="WARN",
+                    details=f"failed {fails.get(command_key(command))} times in a row before",
+                    data=self.data("PreToolUse", guard="retry", override=True),
+                )
             else:
                 found.append(retry)
         return found
@@ -225,8 +238,10 @@ def _pre_tool(h: Hook) -> str:
         why = str(e) if isinstance(e, MalformedInput) else f"{type(e).__name__}: {e}"
         h.log.error(f"guard could not evaluate {tool or 'tool call'}: {why}", label)
         if modes.get("fail_closed"):
-            return _deny(f"epyc-agent could not evaluate this call ({why}); guards.fail_closed is true, so "
-                         "it is refused. Retry with a complete tool input, or ask the user.")
+            return _deny(
+                f"epyc-agent could not evaluate this call ({why}); guards.fail_closed is true, so "
+                "it is refused. Retry with a complete tool input, or ask the user."
+            )
         findings = []
         ti = ti if isinstance(ti, dict) else {}
     deny = [f for f in findings if modes.get(f.guard, "enforce") == "enforce"]
@@ -234,23 +249,40 @@ def _pre_tool(h: Hook) -> str:
     base = h.data("PreToolUse", tool=tool, tool_use_id=use_id, **info)
     if deny:
         reason = " | ".join(f"[{f.guard}] {f.reason}" for f in deny)
-        h.log.event("DECISION", f"denied {tool}: {label}", cmd=label, level="WARN", details=reason,
-                    data={**base, "decision": "deny", "findings": [f.as_dict() for f in deny]})
+        h.log.event(
+            "DECISION",
+            f"denied {tool}: {label}",
+            cmd=label,
+            level="WARN",
+            details=reason,
+            data={**base, "decision": "deny", "findings": [f.as_dict() for f in deny]},
+        )
         return _deny(f"epyc-agent guard refused this call: {reason}")
     for f in warn:
-        h.log.event("WARNING", f"guard {f.guard} (warn-only): {label}", cmd=label, details=f.reason,
-                    data={**base, "finding": f.as_dict()})
+        h.log.event(
+            "WARNING",
+            f"guard {f.guard} (warn-only): {label}",
+            cmd=label,
+            details=f.reason,
+            data={**base, "finding": f.as_dict()},
+        )
     if tool in EDIT_TOOLS:
         _log_edit(h, tool, ti, use_id, base)
     else:
         if tool == "TodoWrite" and isinstance(ti.get("todos"), list):
-            base["todos"] = [{"content": str(t.get("content", ""))[:200], "status": str(t.get("status", ""))}
-                             for t in ti["todos"][:50] if isinstance(t, dict)]
+            base["todos"] = [
+                {"content": str(t.get("content", ""))[:200], "status": str(t.get("status", ""))}
+                for t in ti["todos"][:50]
+                if isinstance(t, dict)
+            ]
         details = ti.get("description") if isinstance(ti.get("description"), str) else ""
         h.log.event("CMD_INTENT", label, cmd=label, details=details, data=base)
     if warn:
-        return _out("PreToolUse", additionalContext="epyc-agent guard warnings (warn-only mode, the call runs): "
-                    + " | ".join(f"[{f.guard}] {f.reason}" for f in warn))
+        return _out(
+            "PreToolUse",
+            additionalContext="epyc-agent guard warnings (warn-only mode, the call runs): "
+            + " | ".join(f"[{f.guard}] {f.reason}" for f in warn),
+        )
     return ""
 
 
@@ -265,10 +297,22 @@ def _log_edit(h: Hook, tool: str, ti: dict[str, Any], use_id: Any, base: dict[st
     except OSError as e:
         action, undo = ("edit" if os.path.exists(path) else "create"), f"(no undo plan: {e.strerror})"
     size = len(ti.get("content", "")) if isinstance(ti.get("content"), str) else None
-    h.log.event("FILE_MODIFY", path, path=path, action=action, details=f"action={action}; {tool}",
-                data={**base, "bytes": size} if size is not None else base)
-    h.log.event("ROLLBACK", f"{tool} {path}", action=f"{tool} {path}", undo=undo, details=f"undo_with: {undo}",
-                data={"hook": "PreToolUse", "tool_use_id": use_id})
+    h.log.event(
+        "FILE_MODIFY",
+        path,
+        path=path,
+        action=action,
+        details=f"action={action}; {tool}",
+        data={**base, "bytes": size} if size is not None else base,
+    )
+    h.log.event(
+        "ROLLBACK",
+        f"{tool} {path}",
+        action=f"{tool} {path}",
+        undo=undo,
+        details=f"undo_with: {undo}",
+        data={"hook": "PreToolUse", "tool_use_id": use_id},
+    )
 
 
 def _exit_code(p: dict[str, Any]) -> int | None:
@@ -307,11 +351,18 @@ def _post_tool(h: Hook) -> str:
             summary = "".join(str(resp.get(k) or "") for k in ("stdout", "stderr"))[:OUTPUT_CHARS]
         else:
             summary = str(resp or "")[:OUTPUT_CHARS]
-    h.log.event("CMD_RESULT", label, cmd=label, exit_code=code, duration_ms=p.get("duration_ms"),
-                level="ERROR" if failed else "INFO",
-                details=f"exit={code}; {summary}" if summary else f"exit={code}",
-                data=h.data(event, tool=tool, tool_use_id=p.get("tool_use_id"),
-                            **({"interrupted": True} if interrupted else {})))
+    h.log.event(
+        "CMD_RESULT",
+        label,
+        cmd=label,
+        exit_code=code,
+        duration_ms=p.get("duration_ms"),
+        level="ERROR" if failed else "INFO",
+        details=f"exit={code}; {summary}" if summary else f"exit={code}",
+        data=h.data(
+            event, tool=tool, tool_use_id=p.get("tool_use_id"), **({"interrupted": True} if interrupted else {})
+        ),
+    )
     ti = p.get("tool_input")
     if tool == "Bash" and h.session and isinstance(ti, dict) and isinstance(ti.get("command"), str):
         key = command_key(ti["command"])
@@ -335,8 +386,12 @@ def _session_start(h: Hook) -> str:
 def _prompt(h: Hook) -> str:
     prompt = h.p.get("prompt")
     text = prompt if isinstance(prompt, str) else ""
-    h.log.event("OBSERVE", "user prompt", details=text[:PROMPT_CHARS],
-                data=h.data("UserPromptSubmit", length=len(text), prompt_head=text[:PROMPT_CHARS]))
+    h.log.event(
+        "OBSERVE",
+        "user prompt",
+        details=text[:PROMPT_CHARS],
+        data=h.data("UserPromptSubmit", length=len(text), prompt_head=text[:PROMPT_CHARS]),
+    )
     return ""
 
 
@@ -351,8 +406,13 @@ def _pre_compact(h: Hook) -> str:
     except Exception as e:  # noqa: BLE001 - never block compaction
         h.log.error(f"pre-compaction dump failed: {type(e).__name__}: {e}", "")
         return ""
-    h.log.event("OBSERVE", "pre-compaction dump", path=paths["md"], details=paths["md"],
-                data=h.data("PreCompact", trigger=trigger, **paths))
+    h.log.event(
+        "OBSERVE",
+        "pre-compaction dump",
+        path=paths["md"],
+        details=paths["md"],
+        data=h.data("PreCompact", trigger=trigger, **paths),
+    )
     return ""
 
 

@@ -28,11 +28,34 @@ from ..environment import env_vars
 from ..errors import ConfigError
 from ..fileio import write_json_atomic
 
-EVENTS = ("SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "PostToolUseFailure",
-          "PreCompact", "Stop", "SubagentStop", "SessionEnd", "Notification")
+EVENTS = (
+    "SessionStart",
+    "UserPromptSubmit",
+    "PreToolUse",
+    "PostToolUse",
+    "PostToolUseFailure",
+    "PreCompact",
+    "Stop",
+    "SubagentStop",
+    "SessionEnd",
+    "Notification",
+)
 TOOL_EVENTS = ("PreToolUse", "PostToolUse", "PostToolUseFailure")
-SYSTEM_DIRS = ("/etc", "/usr", "/bin", "/sbin", "/lib", "/lib64", "/boot", "/opt", "/var", "/srv", "/root",
-               "/sys", "/proc")
+SYSTEM_DIRS = (
+    "/etc",
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib64",
+    "/boot",
+    "/opt",
+    "/var",
+    "/srv",
+    "/root",
+    "/sys",
+    "/proc",
+)
 TIMEOUT_S = 30
 
 
@@ -70,11 +93,14 @@ def read_settings(path: str) -> dict[str, Any]:
     try:
         data = json.loads(text)
     except ValueError as e:
-        raise ConfigError(f"{path}: invalid JSON ({e})",
-                          hint="fix the file or move it aside; nothing was changed") from None
+        raise ConfigError(
+            f"{path}: invalid JSON ({e})", hint="fix the file or move it aside; nothing was changed"
+        ) from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level is a JSON {type(data).__name__}, not an object",
-                          hint="fix the file or move it aside; nothing was changed")
+        raise ConfigError(
+            f"{path}: the top level is a JSON {type(data).__name__}, not an object",
+            hint="fix the file or move it aside; nothing was changed",
+        )
     return data
 
 
@@ -97,23 +123,30 @@ def _list(d: dict[str, Any], key: str, path: str) -> list[Any]:
     return v
 
 
-def merge(settings: dict[str, Any], cfg: Config, command: str, path: str,
-          enable_sandbox: bool = False) -> dict[str, Any]:
+def merge(
+    settings: dict[str, Any], cfg: Config, command: str, path: str, enable_sandbox: bool = False
+) -> dict[str, Any]:
     """Add our entries to `settings` in place; return what was added (for uninstall)."""
     added: dict[str, Any] = {"env": {}, "allowWrite": [], "deny": [], "sandbox_enabled": False}
     hooks = _obj(settings, "hooks", path)
     for event in EVENTS:
         groups = _list(hooks, event, path)
-        mine = [h for g in groups if isinstance(g, dict) and isinstance(g.get("hooks"), list)
-                for h in g["hooks"] if is_ours(h)]
+        mine = [
+            h
+            for g in groups
+            if isinstance(g, dict) and isinstance(g.get("hooks"), list)
+            for h in g["hooks"]
+            if is_ours(h)
+        ]
         if len(mine) == 1 and mine[0].get("command") == command:
             continue  # already installed: leave it where it is
         for g in groups:  # drop our old handler (an older command path), keep everything else
             if isinstance(g, dict) and isinstance(g.get("hooks"), list):
                 g["hooks"] = [h for h in g["hooks"] if not is_ours(h)]
         groups[:] = [g for g in groups if not (isinstance(g, dict) and g.get("hooks") == [])]
-        entry: dict[str, Any] = {"hooks": [{"type": "command", "command": command,
-                                            "timeout": 60 if event == "PreCompact" else TIMEOUT_S}]}
+        entry: dict[str, Any] = {
+            "hooks": [{"type": "command", "command": command, "timeout": 60 if event == "PreCompact" else TIMEOUT_S}]
+        }
         if event in TOOL_EVENTS:
             entry = {"matcher": "*", **entry}
         groups.append(entry)
@@ -261,21 +294,35 @@ def doctor(cfg: Config, path: str) -> list[tuple[str, str, str]]:
     commands: set[str] = set()
     missing = []
     for event in EVENTS:
-        mine = [h for g in hooks.get(event, []) if isinstance(g, dict)
-                for h in (g.get("hooks") or []) if is_ours(h)]
+        mine = [h for g in hooks.get(event, []) if isinstance(g, dict) for h in (g.get("hooks") or []) if is_ours(h)]
         if not mine:
             missing.append(event)
         commands.update(h["command"] for h in mine)
-    out.append(("hooks", "FAIL" if missing else "PASS",
-                f"missing for {', '.join(missing)}" if missing else f"registered for {len(EVENTS)} events"))
+    out.append(
+        (
+            "hooks",
+            "FAIL" if missing else "PASS",
+            f"missing for {', '.join(missing)}" if missing else f"registered for {len(EVENTS)} events",
+        )
+    )
     env = settings.get("env") if isinstance(settings.get("env"), dict) else {}
     want = env_vars(cfg)
     wrong = [k for k, v in want.items() if env.get(k) != v]
-    out.append(("env", "WARN" if wrong else "PASS",
-                f"differs from `epyc-agent env`: {', '.join(wrong)}" if wrong else "matches `epyc-agent env`"))
+    out.append(
+        (
+            "env",
+            "WARN" if wrong else "PASS",
+            f"differs from `epyc-agent env`: {', '.join(wrong)}" if wrong else "matches `epyc-agent env`",
+        )
+    )
     allow = ((settings.get("sandbox") or {}).get("filesystem") or {}).get("allowWrite") or []
-    out.append(("sandbox", "PASS" if cfg.root in allow else "WARN",
-                f"allowWrite has {cfg.root}" if cfg.root in allow else f"allowWrite lacks {cfg.root}"))
+    out.append(
+        (
+            "sandbox",
+            "PASS" if cfg.root in allow else "WARN",
+            f"allowWrite has {cfg.root}" if cfg.root in allow else f"allowWrite lacks {cfg.root}",
+        )
+    )
     if not commands:
         return out
     exe = sorted(commands)[-1].split()[0]
@@ -284,18 +331,32 @@ def doctor(cfg: Config, path: str) -> list[tuple[str, str, str]]:
         return out
     # its own agent id: the dry session must not take over the user's current-session pointer
     run_env = {**os.environ, **{k: str(v) for k, v in want.items()}, "EPYC_AGENT_ID": "hooks-doctor"}
-    for name, cmd, expect_deny in (("dry run (harmless)", "ls -la", False),
-                                   ("dry run (write to /etc)", "echo x > /etc/epyc-agent-doctor", True)):
-        payload = {"session_id": "epyc-agent-doctor", "hook_event_name": "PreToolUse", "tool_name": "Bash",
-                   "tool_input": {"command": cmd}, "tool_use_id": "doctor", "cwd": cfg.root,
-                   "transcript_path": ""}
+    for name, cmd, expect_deny in (
+        ("dry run (harmless)", "ls -la", False),
+        ("dry run (write to /etc)", "echo x > /etc/epyc-agent-doctor", True),
+    ):
+        payload = {
+            "session_id": "epyc-agent-doctor",
+            "hook_event_name": "PreToolUse",
+            "tool_name": "Bash",
+            "tool_input": {"command": cmd},
+            "tool_use_id": "doctor",
+            "cwd": cfg.root,
+            "transcript_path": "",
+        }
         t = time.monotonic()
-        r = subprocess.run([exe, "hook"], input=json.dumps(payload), capture_output=True, text=True,
-                           env=run_env, timeout=60)
+        r = subprocess.run(
+            [exe, "hook"], input=json.dumps(payload), capture_output=True, text=True, env=run_env, timeout=60
+        )
         ms = (time.monotonic() - t) * 1000
         denied = '"deny"' in r.stdout
         ok = r.returncode == 0 and denied == expect_deny
-        out.append((name, "PASS" if ok else "FAIL",
-                    f"exit {r.returncode}, {'denied' if denied else 'allowed'} in {ms:.0f} ms"
-                    + (f"; stderr: {r.stderr.strip()[:200]}" if r.stderr.strip() else "")))
+        out.append(
+            (
+                name,
+                "PASS" if ok else "FAIL",
+                f"exit {r.returncode}, {'denied' if denied else 'allowed'} in {ms:.0f} ms"
+                + (f"; stderr: {r.stderr.strip()[:200]}" if r.stderr.strip() else ""),
+            )
+        )
     return out

@@ -17,8 +17,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 MAX_STDIN = 64 * 1024 * 1024  # read at most this much; a bigger payload is refused, not parsed
-COMMON = ("session_id", "transcript_path", "cwd", "hook_event_name", "permission_mode", "agent_id",
-          "agent_type")
+COMMON = ("session_id", "transcript_path", "cwd", "hook_event_name", "permission_mode", "agent_id", "agent_type")
 KNOWN_FIELDS = {
     "SessionStart": ("source", "model"),
     "UserPromptSubmit": ("prompt",),
@@ -65,7 +64,7 @@ def agent_for(p: dict[str, Any]) -> str:
     aid, atype = _str(p.get("agent_id")), _str(p.get("agent_type"))
     if aid or atype:
         name = f"{atype or 'subagent'}-{aid[:16]}" if aid else atype
-        return shard_name(name)[len("agent_audit-"):-len(".log")]
+        return shard_name(name)[len("agent_audit-") : -len(".log")]
     return agent_id()
 
 

@@ -59,10 +59,12 @@ def git_clean(repo: str, path: str) -> bool:
     r, w = os.pipe()
     null = os.open(os.devnull, os.O_RDWR)
     try:
-        pid = os.posix_spawn(git, [git, "-C", repo, "status", "--porcelain", "--ignored", "--", path],
-                             os.environ, file_actions=[(os.POSIX_SPAWN_DUP2, null, 0),
-                                                       (os.POSIX_SPAWN_DUP2, w, 1),
-                                                       (os.POSIX_SPAWN_DUP2, null, 2)])
+        pid = os.posix_spawn(
+            git,
+            [git, "-C", repo, "status", "--porcelain", "--ignored", "--", path],
+            os.environ,
+            file_actions=[(os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, w, 1), (os.POSIX_SPAWN_DUP2, null, 2)],
+        )
     except OSError:
         os.close(r)
         return False

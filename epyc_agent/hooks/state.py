@@ -25,7 +25,7 @@ RECENT = 10  # failures remembered for the dump
 
 
 def state_path(log_dir: str, session: str) -> str:
-    safe = shard_name(session)[len("agent_audit-"):-len(".log")]
+    safe = shard_name(session)[len("agent_audit-") : -len(".log")]
     return os.path.join(log_dir, ".state", f"hook-{safe}.json")
 
 

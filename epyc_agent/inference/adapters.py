@@ -49,7 +49,7 @@ class SourceDraftModel(LlamaDraftModel):
         np = self._np
         ids = np.asarray(input_ids, dtype=np.intc)
         if self.context and self._continues(ids):
-            new = ids[len(self.context):].tolist()
+            new = ids[len(self.context) :].tolist()
             if self.last_owner is not None:
                 acc = 0
                 while acc < min(len(new), len(self.last_draft)) and new[acc] == self.last_draft[acc]:
@@ -64,14 +64,14 @@ class SourceDraftModel(LlamaDraftModel):
             self.prompt_len = len(self.context)
             self.source.begin(self.context)
         d = self.source.draft(self.k)
-        self.last_draft = d.tokens[:self.k] if d is not None else []
+        self.last_draft = d.tokens[: self.k] if d is not None else []
         self.last_owner = d.source if d is not None else None
         return np.array(self.last_draft, dtype=np.intc)
 
     def close_request(self) -> None:
         """End the current request (call after the last generation to record its response)."""
         if self.context:
-            self.source.end(self.context[self.prompt_len:])
+            self.source.end(self.context[self.prompt_len :])
         self.context = []
         self.last_draft = []
         self.last_owner = None

@@ -12,10 +12,21 @@ if TYPE_CHECKING:
     import llama_cpp
 
 
-def build_result(llm: llama_cpp.Llama, prompt_tokens: list[int], out: list[int], *, t0: float,
-                 t_first: float, t_prefill: float, t_end: float, steps: int, drafted: int = 0,
-                 accepted: int = 0, by_source: dict[str, int] | None = None,
-                 margins: list[float] | None = None) -> GenerationResult:
+def build_result(
+    llm: llama_cpp.Llama,
+    prompt_tokens: list[int],
+    out: list[int],
+    *,
+    t0: float,
+    t_first: float,
+    t_prefill: float,
+    t_end: float,
+    steps: int,
+    drafted: int = 0,
+    accepted: int = 0,
+    by_source: dict[str, int] | None = None,
+    margins: list[float] | None = None,
+) -> GenerationResult:
     """Derive the rates once so the plain and speculative loops report identically.
 
     decode_tps counts the tokens after the first (the first comes from the prefill pass) over the
@@ -24,17 +35,33 @@ def build_result(llm: llama_cpp.Llama, prompt_tokens: list[int], out: list[int],
     decode_s = t_end - t_first
     n = len(out)
     return GenerationResult(
-        tokens=out, text=detokenize(llm, out), n_prompt=len(prompt_tokens), n_generated=n,
-        ttft_s=t_first - t0, prefill_tps=len(prompt_tokens) / max(t_prefill - t0, 1e-9),
-        decode_tps=(n - 1) / decode_s if n > 1 and decode_s > 0 else 0.0, wall_s=t_end - t0,
-        peak_rss_mb=peak_rss_mb(), steps=steps, drafted=drafted, accepted=accepted,
+        tokens=out,
+        text=detokenize(llm, out),
+        n_prompt=len(prompt_tokens),
+        n_generated=n,
+        ttft_s=t_first - t0,
+        prefill_tps=len(prompt_tokens) / max(t_prefill - t0, 1e-9),
+        decode_tps=(n - 1) / decode_s if n > 1 and decode_s > 0 else 0.0,
+        wall_s=t_end - t0,
+        peak_rss_mb=peak_rss_mb(),
+        steps=steps,
+        drafted=drafted,
+        accepted=accepted,
         acceptance_rate=accepted / drafted if drafted else None,
         mean_accepted_per_step=accepted / steps if drafted and steps else None,
-        accepted_by_source=dict(by_source or {}), margins=margins)
+        accepted_by_source=dict(by_source or {}),
+        margins=margins,
+    )
 
 
-def generate_plain(llm: llama_cpp.Llama, prompt_tokens: list[int], max_tokens: int, *,
-                   stop_at_eos: bool = True, record_margins: bool = False) -> GenerationResult:
+def generate_plain(
+    llm: llama_cpp.Llama,
+    prompt_tokens: list[int],
+    max_tokens: int,
+    *,
+    stop_at_eos: bool = True,
+    record_margins: bool = False,
+) -> GenerationResult:
     """Greedy decoding, one token per forward pass: the reference every speedup is measured against."""
     prompt = list(prompt_tokens)
     out: list[int] = []
@@ -59,8 +86,9 @@ def generate_plain(llm: llama_cpp.Llama, prompt_tokens: list[int], max_tokens: i
                 break
         t_end = time.perf_counter()
         dec.reset()
-    return build_result(llm, prompt, out, t0=t0, t_first=t_first, t_prefill=t_prefill, t_end=t_end,
-                        steps=steps, margins=margins)
+    return build_result(
+        llm, prompt, out, t0=t0, t_first=t_first, t_prefill=t_prefill, t_end=t_end, steps=steps, margins=margins
+    )
 
 
 def first_divergence(a: list[int], b: list[int]) -> int | None:

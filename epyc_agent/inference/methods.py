@@ -8,8 +8,15 @@ from epyc_agent.errors import EpycAgentError
 from epyc_agent.inference.sources.base import DraftSource
 
 _PL = {"pl_k": 16, "ngram_max": 4, "ngram_min": 2}
-_SUFFIX = {"suffix_k": 16, "max_depth": 32, "max_spec_factor": 1.0, "max_spec_offset": 0.0,
-           "min_token_prob": 0.1, "max_cached_tokens": 100_000, "use_global": True}
+_SUFFIX = {
+    "suffix_k": 16,
+    "max_depth": 32,
+    "max_spec_factor": 1.0,
+    "max_spec_offset": 0.0,
+    "min_token_prob": 0.1,
+    "max_cached_tokens": 100_000,
+    "use_global": True,
+}
 _DRAFT = {"draft_k": 8}
 _COMMON = {"adaptive": True}
 
@@ -22,7 +29,7 @@ METHODS: dict[str, dict[str, Any]] = {
     "suffix": {
         "track": 6,
         "description": "SuffixDecoding: per-request + persistent global index of past responses, "
-                       "counts, adaptive draft length",
+        "counts, adaptive draft length",
         "params": {**_SUFFIX, **_COMMON},
     },
     "draft_model": {
@@ -32,8 +39,7 @@ METHODS: dict[str, dict[str, Any]] = {
     },
     "stack": {
         "track": None,
-        "description": "prompt lookup, then suffix, then the draft model (if given); "
-                       "select=first (lab order) or score",
+        "description": "prompt lookup, then suffix, then the draft model (if given); select=first (lab order) or score",
         "params": {**_PL, **_SUFFIX, **_DRAFT, **_COMMON, "select": "first"},
     },
 }
@@ -51,30 +57,32 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
             return low in ("1", "true", "yes", "on")
         return type(default)(value)
     except ValueError:
-        raise EpycAgentError(f"parameter {name}={value!r} is not a valid {type(default).__name__}",
-                             hint=f"e.g. {name}={default}") from None
+        raise EpycAgentError(
+            f"parameter {name}={value!r} is not a valid {type(default).__name__}", hint=f"e.g. {name}={default}"
+        ) from None
 
 
 def resolve_params(method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
     """Defaults overlaid with `params`, type-checked; unknown methods or keys are user errors."""
     spec = METHODS.get(method)
     if spec is None:
-        raise EpycAgentError(f"unknown speculative method {method!r}",
-                             hint=f"choose one of {', '.join(METHODS)}")
+        raise EpycAgentError(f"unknown speculative method {method!r}", hint=f"choose one of {', '.join(METHODS)}")
     defaults: dict[str, Any] = spec["params"]
     out = dict(defaults)
     for key, value in (params or {}).items():
         if key not in defaults:
-            raise EpycAgentError(f"method {method} has no parameter {key!r}",
-                                 hint=f"known: {', '.join(sorted(defaults))}")
+            raise EpycAgentError(
+                f"method {method} has no parameter {key!r}", hint=f"known: {', '.join(sorted(defaults))}"
+            )
         out[key] = _coerce(key, value, defaults[key])
     if "select" in out and out["select"] not in ("first", "score"):
         raise EpycAgentError(f"select={out['select']!r} is not valid", hint="use select=first or select=score")
     return out
 
 
-def make_sources(method: str, params: dict[str, Any] | None = None, *, draft_llm: Any = None,
-                 store_dir: str | None = None) -> list[DraftSource]:
+def make_sources(
+    method: str, params: dict[str, Any] | None = None, *, draft_llm: Any = None, store_dir: str | None = None
+) -> list[DraftSource]:
     """Build the draft sources of a method, in the order the engine should consult them.
 
     `store_dir` (e.g. <root>/cache/suffix) makes the suffix method's global index persist across
@@ -92,15 +100,24 @@ def make_sources(method: str, params: dict[str, Any] | None = None, *, draft_llm
         return PromptLookup(k=p["pl_k"], ngram_max=p["ngram_max"], ngram_min=p["ngram_min"], adaptive=adaptive)
 
     def suffix() -> DraftSource:
-        return SuffixDecoding(k=p["suffix_k"], max_depth=p["max_depth"], max_spec_factor=p["max_spec_factor"],
-                              max_spec_offset=p["max_spec_offset"], min_token_prob=p["min_token_prob"],
-                              max_cached_tokens=p["max_cached_tokens"], use_global=p["use_global"],
-                              store_dir=store_dir, adaptive=adaptive)
+        return SuffixDecoding(
+            k=p["suffix_k"],
+            max_depth=p["max_depth"],
+            max_spec_factor=p["max_spec_factor"],
+            max_spec_offset=p["max_spec_offset"],
+            min_token_prob=p["min_token_prob"],
+            max_cached_tokens=p["max_cached_tokens"],
+            use_global=p["use_global"],
+            store_dir=store_dir,
+            adaptive=adaptive,
+        )
 
     def draft() -> DraftSource:
         if draft_llm is None:
-            raise EpycAgentError("method draft_model needs a draft model",
-                                 hint="pass a draft model with the same tokenizer as the target")
+            raise EpycAgentError(
+                "method draft_model needs a draft model",
+                hint="pass a draft model with the same tokenizer as the target",
+            )
         return DraftModelSource(draft_llm, k=p["draft_k"], adaptive=adaptive)
 
     if method == "prompt_lookup":

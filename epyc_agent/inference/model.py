@@ -17,9 +17,15 @@ def default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def load_model(path: str | os.PathLike[str], *, n_ctx: int = 4096, n_threads: int | None = None,
-               n_batch: int = 512, kv_overrides: dict[str, Any] | None = None,
-               seed: int = 0) -> llama_cpp.Llama:
+def load_model(
+    path: str | os.PathLike[str],
+    *,
+    n_ctx: int = 4096,
+    n_threads: int | None = None,
+    n_batch: int = 512,
+    kv_overrides: dict[str, Any] | None = None,
+    seed: int = 0,
+) -> llama_cpp.Llama:
     """A `Llama` for the low-level engine.
 
     `logits_all=False` keeps time to first token that of a plain run: the engine asks for logits
@@ -35,12 +41,22 @@ def load_model(path: str | os.PathLike[str], *, n_ctx: int = 4096, n_threads: in
         raise EpycAgentError(f"model file not found: {path}", hint="pass the path of a .gguf file")
     threads = n_threads or default_threads()
     try:
-        return llama_cpp.Llama(model_path=path, n_ctx=n_ctx, n_batch=n_batch, n_ubatch=n_batch,
-                               n_threads=threads, n_threads_batch=threads, kv_overrides=kv_overrides,
-                               seed=seed, logits_all=False, verbose=False)
+        return llama_cpp.Llama(
+            model_path=path,
+            n_ctx=n_ctx,
+            n_batch=n_batch,
+            n_ubatch=n_batch,
+            n_threads=threads,
+            n_threads_batch=threads,
+            kv_overrides=kv_overrides,
+            seed=seed,
+            logits_all=False,
+            verbose=False,
+        )
     except ValueError as exc:  # llama-cpp-python reports load failures as ValueError
-        raise EpycAgentError(f"cannot load model {path}: {exc}",
-                             hint="check that the file is a complete GGUF model") from exc
+        raise EpycAgentError(
+            f"cannot load model {path}: {exc}", hint="check that the file is a complete GGUF model"
+        ) from exc
 
 
 def system_info() -> str:

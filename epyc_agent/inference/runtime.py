@@ -64,8 +64,10 @@ class Decoder:
         if self.n_past + n > self.n_ctx:
             from epyc_agent.errors import EpycAgentError
 
-            raise EpycAgentError(f"context full: {self.n_past + n} tokens > n_ctx {self.n_ctx}",
-                                 hint="load the model with a larger n_ctx or lower max_tokens")
+            raise EpycAgentError(
+                f"context full: {self.n_past + n} tokens > n_ctx {self.n_ctx}",
+                hint="load the model with a larger n_ctx or lower max_tokens",
+            )
         b = self.batch
         tok, pos, lg = b.token, b.pos, b.logits
         p = self.n_past
@@ -86,7 +88,7 @@ class Decoder:
             raise ValueError("empty prompt: at least one token (e.g. BOS) is needed")
         step = self.capacity
         for start in range(0, len(tokens), step):
-            chunk = tokens[start:start + step]
+            chunk = tokens[start : start + step]
             last = start + step >= len(tokens)
             self.decode(chunk, logits_from=len(chunk) - 1 if last else len(chunk))
 

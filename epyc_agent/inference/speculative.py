@@ -56,10 +56,18 @@ def best_length(q: float, available: int, probs: list[float] | None = None) -> i
 TraceHook = Callable[[int, int, Any], None]
 
 
-def generate_speculative(llm: llama_cpp.Llama, prompt_tokens: list[int], max_tokens: int,
-                         sources: Sequence[DraftSource] | DraftSource, *, stop_at_eos: bool = True,
-                         record_margins: bool = False, max_draft: int = 16, select: str = "first",
-                         trace: TraceHook | None = None) -> GenerationResult:
+def generate_speculative(
+    llm: llama_cpp.Llama,
+    prompt_tokens: list[int],
+    max_tokens: int,
+    sources: Sequence[DraftSource] | DraftSource,
+    *,
+    stop_at_eos: bool = True,
+    record_margins: bool = False,
+    max_draft: int = 16,
+    select: str = "first",
+    trace: TraceHook | None = None,
+) -> GenerationResult:
     """Generate greedily with drafts from `sources` (several are stacked in order, see `Stack`).
 
     `max_draft` caps tokens verified per step (the batch-verification cost grows with it). `trace`
@@ -98,18 +106,18 @@ def generate_speculative(llm: llama_cpp.Llama, prompt_tokens: list[int], max_tok
             d = source.draft(room) if room > 0 else None
             draft = []
             if d is not None:
-                draft = d.tokens[:best_length(d.source.token_rate(), min(room, len(d.tokens)), d.probs)]
+                draft = d.tokens[: best_length(d.source.token_rate(), min(room, len(d.tokens)), d.probs)]
             n = len(draft)
             dec.decode([out[-1], *draft])
             best = dec.argmax(n + 1)
             i = 0
             while i < n and draft[i] == best[i]:
                 i += 1
-            emitted = best[:i + 1]
+            emitted = best[: i + 1]
             if stop_at_eos:
                 for j, tok in enumerate(emitted):
                     if dec.is_eog(tok):
-                        emitted = emitted[:j + 1]
+                        emitted = emitted[: j + 1]
                         done = True
                         break
             if trace is not None:
@@ -132,6 +140,17 @@ def generate_speculative(llm: llama_cpp.Llama, prompt_tokens: list[int], max_tok
         t_end = time.perf_counter()
         source.end(out)
         dec.reset()
-    return build_result(llm, prompt, out, t0=t0, t_first=t_first, t_prefill=t_prefill, t_end=t_end,
-                        steps=steps, drafted=drafted, accepted=accepted, by_source=by_source,
-                        margins=margins)
+    return build_result(
+        llm,
+        prompt,
+        out,
+        t0=t0,
+        t_first=t_first,
+        t_prefill=t_prefill,
+        t_end=t_end,
+        steps=steps,
+        drafted=drafted,
+        accepted=accepted,
+        by_source=by_source,
+        margins=margins,
+    )

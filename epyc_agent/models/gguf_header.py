@@ -102,7 +102,7 @@ class _Stream:
     def string(self) -> str:
         n = self.take(_U64)
         self.ensure(n)
-        s = bytes(self.buf[self.pos:self.pos + n]).decode("utf-8", errors="replace")
+        s = bytes(self.buf[self.pos : self.pos + n]).decode("utf-8", errors="replace")
         self.pos += n
         return s
 
@@ -322,8 +322,7 @@ def _tensor_infos(s: _Stream, n_tensors: int, kv: dict[str, Any], out: dict[str,
     data_end = -(-s.offset // align) * align + data_need if n_tensors else s.offset
     out.update(tensor_count=n_tensors, param_count=params, tensor_types=types, data_end=data_end)
     if data_end > s.size:
-        raise GGUFError(f"truncated: tensor data needs {data_end:,} bytes, "
-                        f"the file has {s.size:,}")
+        raise GGUFError(f"truncated: tensor data needs {data_end:,} bytes, the file has {s.size:,}")
 
 
 def quantization_name(file_type: int | None, tensor_types: dict[str, int] | None = None) -> str | None:
@@ -348,4 +347,4 @@ def tail_hash(entry: dict[str, Any], m: int) -> str | None:
     i = m - start
     if i < 0 or (i + 1) * TAIL_HASH_CHARS > len(hashes):
         return None
-    return str(hashes[i * TAIL_HASH_CHARS:(i + 1) * TAIL_HASH_CHARS])
+    return str(hashes[i * TAIL_HASH_CHARS : (i + 1) * TAIL_HASH_CHARS])

@@ -33,24 +33,90 @@ OTHER_WEIGHTS = (".bin", ".ggml", ".safetensors", ".pt", ".pth", ".onnx", ".gguf
 
 # GGUF architectures with recurrent (SSM / linear-attention) state: llama.cpp cannot roll their
 # state back to a rejected draft position, so no speculative decoding or prompt lookup.
-SSM_ARCHS = frozenset({
-    "mamba", "mamba2", "rwkv6", "rwkv6qwen2", "rwkv7", "arwkv7", "jamba", "falcon-h1", "qwen3next",
-    "qwen35", "qwen35moe", "plamo2", "granitehybrid", "lfm2", "lfm2moe", "nemotron_h", "nemotron_h_moe",
-    "kimi-linear",
-})
+SSM_ARCHS = frozenset(
+    {
+        "mamba",
+        "mamba2",
+        "rwkv6",
+        "rwkv6qwen2",
+        "rwkv7",
+        "arwkv7",
+        "jamba",
+        "falcon-h1",
+        "qwen3next",
+        "qwen35",
+        "qwen35moe",
+        "plamo2",
+        "granitehybrid",
+        "lfm2",
+        "lfm2moe",
+        "nemotron_h",
+        "nemotron_h_moe",
+        "kimi-linear",
+    }
+)
 SSM_KEY_PARTS = (".ssm.", ".wkv.", ".shortconv.", ".kda.")
 # Hugging Face `model_type`s of the same families
-HF_SSM_TYPES = frozenset({
-    "mamba", "mamba2", "rwkv", "rwkv5", "rwkv6", "rwkv7", "jamba", "falcon_h1", "qwen3_next", "plamo2",
-    "granitemoehybrid", "lfm2", "nemotron_h", "zamba", "zamba2", "bamba", "kimi_linear",
-})
+HF_SSM_TYPES = frozenset(
+    {
+        "mamba",
+        "mamba2",
+        "rwkv",
+        "rwkv5",
+        "rwkv6",
+        "rwkv7",
+        "jamba",
+        "falcon_h1",
+        "qwen3_next",
+        "plamo2",
+        "granitemoehybrid",
+        "lfm2",
+        "nemotron_h",
+        "zamba",
+        "zamba2",
+        "bamba",
+        "kimi_linear",
+    }
+)
 
-FIELDS = ("id", "kind", "path", "shards", "name", "arch", "size_label", "param_count", "file_type",
-          "quantization", "context_length", "block_count", "embedding_length", "expert_count",
-          "expert_used_count", "is_moe", "vocab_size", "tokenizer_model", "tokenizer_pre", "bos_id", "eos_id",
-          "add_bos", "add_eos", "vocab_hash", "vocab_check_from", "vocab_tail_hashes", "ssm_or_hybrid",
-          "ssm_reason", "vocab_only", "tensor_count", "gguf_version", "header_bytes", "size_bytes", "mtime",
-          "sha256", "error")
+FIELDS = (
+    "id",
+    "kind",
+    "path",
+    "shards",
+    "name",
+    "arch",
+    "size_label",
+    "param_count",
+    "file_type",
+    "quantization",
+    "context_length",
+    "block_count",
+    "embedding_length",
+    "expert_count",
+    "expert_used_count",
+    "is_moe",
+    "vocab_size",
+    "tokenizer_model",
+    "tokenizer_pre",
+    "bos_id",
+    "eos_id",
+    "add_bos",
+    "add_eos",
+    "vocab_hash",
+    "vocab_check_from",
+    "vocab_tail_hashes",
+    "ssm_or_hybrid",
+    "ssm_reason",
+    "vocab_only",
+    "tensor_count",
+    "gguf_version",
+    "header_bytes",
+    "size_bytes",
+    "mtime",
+    "sha256",
+    "error",
+)
 
 Entry = dict[str, Any]
 
@@ -63,8 +129,13 @@ class Inventory:
     """The scanned models, sorted by id. `models` are plain JSON-able dicts (see FIELDS);
     `kind` is `gguf`, `hf_source`, or `other` (a weight file that is not GGUF, with `error`)."""
 
-    def __init__(self, models: list[Entry], scanned_at: str | None = None,
-                 model_dirs: list[str] | None = None, path: str | None = None) -> None:
+    def __init__(
+        self,
+        models: list[Entry],
+        scanned_at: str | None = None,
+        model_dirs: list[str] | None = None,
+        path: str | None = None,
+    ) -> None:
         self.models = sorted(models, key=lambda e: e["id"].lower())
         self.scanned_at = scanned_at
         self.model_dirs = model_dirs or []
@@ -79,13 +150,20 @@ class Inventory:
         return [e for e in self.models if is_runnable(e)]
 
     def counts(self) -> dict[str, int]:
-        return {"gguf": sum(e["kind"] == "gguf" and not e["error"] for e in self.models),
-                "hf_source": sum(e["kind"] == "hf_source" and not e["error"] for e in self.models),
-                "errors": sum(bool(e["error"]) for e in self.models)}
+        return {
+            "gguf": sum(e["kind"] == "gguf" and not e["error"] for e in self.models),
+            "hf_source": sum(e["kind"] == "hf_source" and not e["error"] for e in self.models),
+            "errors": sum(bool(e["error"]) for e in self.models),
+        }
 
     def to_dict(self) -> dict[str, Any]:
-        return {"version": INVENTORY_VERSION, "scanned_at": self.scanned_at, "model_dirs": self.model_dirs,
-                "counts": self.counts(), "models": self.models}
+        return {
+            "version": INVENTORY_VERSION,
+            "scanned_at": self.scanned_at,
+            "model_dirs": self.model_dirs,
+            "counts": self.counts(),
+            "models": self.models,
+        }
 
 
 def is_runnable(entry: Entry) -> bool:
@@ -97,6 +175,7 @@ def inventory_path(cfg: Config) -> str:
 
 
 # --- one file ----------------------------------------------------------------------
+
 
 def _blank(kind: str, path: str) -> Entry:
     e: Entry = dict.fromkeys(FIELDS)
@@ -146,19 +225,32 @@ def gguf_entry(path: str, shards: list[str] | None = None, with_hash: bool = Fal
 
     expert_count = a("expert_count")
     e.update(
-        name=kv.get("general.name") or e["name"], arch=arch, size_label=kv.get("general.size_label"),
-        param_count=params, file_type=kv.get("general.file_type"),
+        name=kv.get("general.name") or e["name"],
+        arch=arch,
+        size_label=kv.get("general.size_label"),
+        param_count=params,
+        file_type=kv.get("general.file_type"),
         quantization=quantization_name(kv.get("general.file_type"), h["tensor_types"]),
-        context_length=a("context_length"), block_count=a("block_count"), embedding_length=a("embedding_length"),
-        expert_count=expert_count, expert_used_count=a("expert_used_count"),
+        context_length=a("context_length"),
+        block_count=a("block_count"),
+        embedding_length=a("embedding_length"),
+        expert_count=expert_count,
+        expert_used_count=a("expert_used_count"),
         is_moe=isinstance(expert_count, int) and expert_count > 1,
         vocab_size=h.get("vocab_size") or a("vocab_size"),
-        tokenizer_model=kv.get("tokenizer.ggml.model"), tokenizer_pre=kv.get("tokenizer.ggml.pre"),
-        bos_id=kv.get("tokenizer.ggml.bos_token_id"), eos_id=kv.get("tokenizer.ggml.eos_token_id"),
-        add_bos=kv.get("tokenizer.ggml.add_bos_token"), add_eos=kv.get("tokenizer.ggml.add_eos_token"),
-        vocab_hash=h.get("vocab_hash"), vocab_check_from=h.get("vocab_check_from"),
-        vocab_tail_hashes=h.get("vocab_tail_hashes"), vocab_only=h["tensor_count"] == 0,
-        tensor_count=h["tensor_count"], gguf_version=h["version"], header_bytes=h["header_bytes"],
+        tokenizer_model=kv.get("tokenizer.ggml.model"),
+        tokenizer_pre=kv.get("tokenizer.ggml.pre"),
+        bos_id=kv.get("tokenizer.ggml.bos_token_id"),
+        eos_id=kv.get("tokenizer.ggml.eos_token_id"),
+        add_bos=kv.get("tokenizer.ggml.add_bos_token"),
+        add_eos=kv.get("tokenizer.ggml.add_eos_token"),
+        vocab_hash=h.get("vocab_hash"),
+        vocab_check_from=h.get("vocab_check_from"),
+        vocab_tail_hashes=h.get("vocab_tail_hashes"),
+        vocab_only=h["tensor_count"] == 0,
+        tensor_count=h["tensor_count"],
+        gguf_version=h["version"],
+        header_bytes=h["header_bytes"],
     )
     reason = ssm_reason(arch, kv)
     e["ssm_or_hybrid"], e["ssm_reason"] = reason is not None, reason
@@ -185,11 +277,17 @@ def hf_entry(folder: str) -> Entry:
     mtype = conf.get("model_type")
     experts = next((text[k] for k in ("num_experts", "num_local_experts", "n_routed_experts") if k in text), None)
     e.update(
-        name=_hf_name(folder), arch=mtype, vocab_size=text.get("vocab_size"),
-        context_length=text.get("max_position_embeddings"), block_count=text.get("num_hidden_layers"),
-        embedding_length=text.get("hidden_size"), expert_count=experts,
-        expert_used_count=text.get("num_experts_per_tok"), is_moe=isinstance(experts, int) and experts > 1,
-        bos_id=_first_int(text.get("bos_token_id")), eos_id=_first_int(text.get("eos_token_id")),
+        name=_hf_name(folder),
+        arch=mtype,
+        vocab_size=text.get("vocab_size"),
+        context_length=text.get("max_position_embeddings"),
+        block_count=text.get("num_hidden_layers"),
+        embedding_length=text.get("hidden_size"),
+        expert_count=experts,
+        expert_used_count=text.get("num_experts_per_tok"),
+        is_moe=isinstance(experts, int) and experts > 1,
+        bos_id=_first_int(text.get("bos_token_id")),
+        eos_id=_first_int(text.get("eos_token_id")),
     )
     if mtype in HF_SSM_TYPES:
         e["ssm_or_hybrid"], e["ssm_reason"] = True, f"model_type {mtype} is SSM/hybrid"
@@ -208,7 +306,7 @@ def _hf_name(folder: str) -> str:
     """`org/name` for a hub cache snapshot (models--org--name/snapshots/<rev>), else the folder name."""
     parts = os.path.normpath(folder).split(os.sep)
     if len(parts) >= 3 and parts[-2] == "snapshots" and parts[-3].startswith("models--"):
-        return parts[-3][len("models--"):].replace("--", "/")
+        return parts[-3][len("models--") :].replace("--", "/")
     return parts[-1]
 
 
@@ -234,6 +332,7 @@ def _other_entry(path: str) -> Entry:
 
 
 # --- walking the folders -------------------------------------------------------------
+
 
 def is_temp(name: str) -> bool:
     """A file still being written (download or copy in progress), or hidden."""
@@ -288,6 +387,7 @@ def _split_error(first: str, shards: list[str]) -> str | None:
 
 def _assign_ids(entries: list[Entry], root: str) -> None:
     """Short ids (file stem, split suffix dropped); colliding stems get their path under the root."""
+
     def stem(e: Entry) -> str:
         if e["kind"] == "hf_source":
             return str(e["name"])
@@ -337,6 +437,7 @@ def build_entries(dirs: list[str], previous: Inventory | None = None, with_hash:
 
 # --- the inventory file -----------------------------------------------------------------
 
+
 def scan(cfg: Config, hash: bool = False, reuse: bool = True) -> Inventory:  # noqa: A002 - the CLI flag's name
     """Scan the configured model folders and write the inventory atomically.
 
@@ -348,8 +449,9 @@ def scan(cfg: Config, hash: bool = False, reuse: bool = True) -> Inventory:  # n
     previous = load_inventory(cfg) if reuse else None
     entries = build_entries(list(cfg.model_dirs), previous, with_hash=hash)
     _assign_ids(entries, cfg.root)
-    inv = Inventory(entries, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), list(cfg.model_dirs),
-                    inventory_path(cfg))
+    inv = Inventory(
+        entries, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), list(cfg.model_dirs), inventory_path(cfg)
+    )
     write_json_atomic(inv.path, inv.to_dict())  # type: ignore[arg-type]
     return inv
 
@@ -400,8 +502,10 @@ def resolve_model(cfg: Config, name_or_path: str) -> Entry:
         if attempt is None:
             break
     known = ", ".join(m["id"] for m in inv.runnable()[:8]) or "none"
-    raise ModelNotFound(f"no model {name_or_path!r} in the inventory (known: {known})",
-                        hint="run `epyc-agent models scan`, or pass a path to a .gguf file")
+    raise ModelNotFound(
+        f"no model {name_or_path!r} in the inventory (known: {known})",
+        hint="run `epyc-agent models scan`, or pass a path to a .gguf file",
+    )
 
 
 def _shards_of(path: str) -> list[str]:

@@ -41,14 +41,22 @@ class Registry:
     def matching(self, entry: Entry) -> list[dict[str, Any]]:
         names = [str(entry.get(k) or "").lower() for k in ("id", "name")]
         names.append(os.path.basename(str(entry.get("path") or "")).lower())
-        return [r for r in self.rules
-                if any(fnmatch.fnmatchcase(n, r["match"]) for n in names if n)
-                and (r.get("arch") is None or r["arch"] == entry.get("arch"))]
+        return [
+            r
+            for r in self.rules
+            if any(fnmatch.fnmatchcase(n, r["match"]) for n in names if n)
+            and (r.get("arch") is None or r["arch"] == entry.get("arch"))
+        ]
 
     def for_entry(self, entry: Entry) -> dict[str, Any]:
         """Merged quirks: forbidden_methods {method: reason}, launch_flags, bos_quirk, no_draft, notes."""
-        out: dict[str, Any] = {"forbidden_methods": {}, "launch_flags": [], "bos_quirk": None,
-                               "no_draft": None, "notes": []}
+        out: dict[str, Any] = {
+            "forbidden_methods": {},
+            "launch_flags": [],
+            "bos_quirk": None,
+            "no_draft": None,
+            "notes": [],
+        }
         for r in self.matching(entry):
             for m, why in r.get("forbidden_methods", {}).items():
                 out["forbidden_methods"].setdefault(m, why)
@@ -72,8 +80,10 @@ def registry_paths(cfg: Config) -> list[str]:
         if p and os.path.isfile(p) and os.path.realpath(p) not in map(os.path.realpath, out):
             out.append(p)
     if os.environ.get(REGISTRY_ENV) and not os.path.isfile(os.environ[REGISTRY_ENV]):
-        raise ConfigError(f"model registry {os.environ[REGISTRY_ENV]} (from ${REGISTRY_ENV}) not found",
-                          hint=f"fix or unset {REGISTRY_ENV}")
+        raise ConfigError(
+            f"model registry {os.environ[REGISTRY_ENV]} (from ${REGISTRY_ENV}) not found",
+            hint=f"fix or unset {REGISTRY_ENV}",
+        )
     return out
 
 
@@ -94,33 +104,42 @@ def parse_registry(path: str) -> list[dict[str, Any]]:
         with open(path, encoding="utf-8") as f:
             data = yaml.safe_load(f)
     except (OSError, yaml.YAMLError) as e:
-        raise ConfigError(f"{path}: cannot read the model registry: {str(e).splitlines()[0]}",
-                          hint="fix the YAML") from None
+        raise ConfigError(
+            f"{path}: cannot read the model registry: {str(e).splitlines()[0]}", hint="fix the YAML"
+        ) from None
     if data is None:
         return []
     if not isinstance(data, dict) or not isinstance(data.get("models", []), list):
-        raise ConfigError(f"{path}: expected a mapping with a `models:` list",
-                          hint="see the file header for the format")
+        raise ConfigError(
+            f"{path}: expected a mapping with a `models:` list", hint="see the file header for the format"
+        )
     rules = []
     for n, raw in enumerate(data.get("models") or [], 1):
         where = f"{path}: models[{n}]"
         if not isinstance(raw, dict) or not isinstance(raw.get("match"), str):
-            raise ConfigError(f"{where}: each rule needs `match: <glob>`", hint="e.g. match: \"qwen3-coder*\"")
+            raise ConfigError(f"{where}: each rule needs `match: <glob>`", hint='e.g. match: "qwen3-coder*"')
         unknown = set(raw) - RULE_KEYS
         if unknown:
-            raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}",
-                              hint=f"known: {', '.join(sorted(RULE_KEYS))}")
+            raise ConfigError(
+                f"{where}: unknown key(s) {', '.join(sorted(unknown))}", hint=f"known: {', '.join(sorted(RULE_KEYS))}"
+            )
         fm = raw.get("forbidden_methods") or {}
         if isinstance(fm, list):
             fm = dict.fromkeys(fm, "forbidden by the model registry")
         if not isinstance(fm, dict) or set(fm) - set(METHODS):
-            raise ConfigError(f"{where}: forbidden_methods must map method names to reasons",
-                              hint=f"methods: {', '.join(METHODS)}")
+            raise ConfigError(
+                f"{where}: forbidden_methods must map method names to reasons", hint=f"methods: {', '.join(METHODS)}"
+            )
         flags = raw.get("launch_flags") or []
         if not isinstance(flags, list) or not all(isinstance(x, str) for x in flags):
             raise ConfigError(f"{where}: launch_flags must be a list of strings")
-        rule = {**raw, "match": raw["match"].lower(), "forbidden_methods": {k: str(v) for k, v in fm.items()},
-                "launch_flags": flags, "source": path}
+        rule = {
+            **raw,
+            "match": raw["match"].lower(),
+            "forbidden_methods": {k: str(v) for k, v in fm.items()},
+            "launch_flags": flags,
+            "source": path,
+        }
         rules.append(rule)
     return rules
 

@@ -56,7 +56,7 @@ def load_tested(cfg: Config) -> list[dict[str, Any]]:
         raise EpycAgentError(f"{path}: unreadable: {e}", hint="fix or move the file") from None
     tests = data.get("tests") if isinstance(data, dict) else None
     if not isinstance(tests, list):
-        raise EpycAgentError(f"{path}: expected {{\"version\": 1, \"tests\": [...]}}", hint="fix or move the file")
+        raise EpycAgentError(f'{path}: expected {{"version": 1, "tests": [...]}}', hint="fix or move the file")
     return tests
 
 
@@ -73,16 +73,29 @@ def _number(v: Any) -> Any:
     return v
 
 
-def record_test(cfg: Config, model: Entry | str, method: str, metrics: dict[str, Any] | None = None,
-                run_id: str | None = None, source: str = "track", note: str | None = None) -> dict[str, Any]:
+def record_test(
+    cfg: Config,
+    model: Entry | str,
+    method: str,
+    metrics: dict[str, Any] | None = None,
+    run_id: str | None = None,
+    source: str = "track",
+    note: str | None = None,
+) -> dict[str, Any]:
     """Record that `model` (an inventory entry, id or path) was tested with `method`."""
     from ..fileio import write_json_atomic
     from .inventory import resolve_model
 
     entry = resolve_model(cfg, model) if isinstance(model, str) else model
-    rec = {"model": entry["id"], "path": entry["path"], "method": method,
-           "metrics": {str(k): _number(v) for k, v in (metrics or {}).items()},
-           "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "run_id": run_id, "source": source}
+    rec = {
+        "model": entry["id"],
+        "path": entry["path"],
+        "method": method,
+        "metrics": {str(k): _number(v) for k, v in (metrics or {}).items()},
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "run_id": run_id,
+        "source": source,
+    }
     if note:
         rec["note"] = note
     path = tested_path(cfg)
@@ -102,8 +115,11 @@ def untested(cfg: Config, inventory: Inventory | None = None) -> list[Entry]:
     for t in load_tested(cfg):
         done.add(("id", str(t.get("model")).lower()))
         done.add(("path", os.path.realpath(str(t.get("path")))))
-    return [e for e in inv.runnable()
-            if ("id", e["id"].lower()) not in done and ("path", os.path.realpath(e["path"])) not in done]
+    return [
+        e
+        for e in inv.runnable()
+        if ("id", e["id"].lower()) not in done and ("path", os.path.realpath(e["path"])) not in done
+    ]
 
 
 def suggested_track(entry: Entry, registry: Any = None) -> tuple[int, str] | None:
@@ -131,12 +147,24 @@ def priority_untested(cfg: Config, log: Any) -> list[str]:
     actions = []
     for e in todo:
         track = suggested_track(e, registry)
-        log.observe("untested model", e["id"], data={
-            "model": e["id"], "path": e["path"], "arch": e["arch"], "size_bytes": e["size_bytes"],
-            "ssm_or_hybrid": e["ssm_or_hybrid"], "suggested_track": track[0] if track else None})
+        log.observe(
+            "untested model",
+            e["id"],
+            data={
+                "model": e["id"],
+                "path": e["path"],
+                "arch": e["arch"],
+                "size_bytes": e["size_bytes"],
+                "ssm_or_hybrid": e["ssm_or_hybrid"],
+                "suggested_track": track[0] if track else None,
+            },
+        )
         if len(actions) < SHOW_AT_MOST:
-            how = (f"epyc-agent track run {track[0]} --model {e['id']}" if track
-                   else "no speculative track applies (SSM/hybrid, not MoE): measure its baseline")
+            how = (
+                f"epyc-agent track run {track[0]} --model {e['id']}"
+                if track
+                else "no speculative track applies (SSM/hybrid, not MoE): measure its baseline"
+            )
             actions.append(f"test untested model {e['id']}: {how}")
     if len(todo) > SHOW_AT_MOST:
         actions.append(f"... and {len(todo) - SHOW_AT_MOST} more untested models: epyc-agent models untested")

@@ -97,18 +97,34 @@ def refresh(cfg: Config, log: AuditLog | None, before: list[Entry]) -> tuple[lis
     inv = scan(cfg)
     added, removed = _diff(before, inv.models)
     for e in added if log else []:
-        log.observe("new model", e["id"], data={  # type: ignore[union-attr]
-            "model": e["id"], "path": e["path"], "kind": e["kind"], "arch": e["arch"],
-            "size_bytes": e["size_bytes"], "error": e["error"]})
+        log.observe(
+            "new model",
+            e["id"],
+            data={  # type: ignore[union-attr]
+                "model": e["id"],
+                "path": e["path"],
+                "kind": e["kind"],
+                "arch": e["arch"],
+                "size_bytes": e["size_bytes"],
+                "error": e["error"],
+            },
+        )
     for e in removed if log else []:
         log.observe("model removed", e["id"], data={"model": e["id"], "path": e["path"]})  # type: ignore[union-attr]
     return inv.models, added, removed
 
 
-def watch(cfg: Config, log: AuditLog | None, stop: threading.Event, *, debounce: float = 1.0,
-          once: bool = False, timeout: float | None = None,
-          on_ready: Callable[[list[str]], None] | None = None,
-          on_change: Callable[[list[Entry], list[Entry]], None] | None = None) -> int:
+def watch(
+    cfg: Config,
+    log: AuditLog | None,
+    stop: threading.Event,
+    *,
+    debounce: float = 1.0,
+    once: bool = False,
+    timeout: float | None = None,
+    on_ready: Callable[[list[str]], None] | None = None,
+    on_change: Callable[[list[Entry], list[Entry]], None] | None = None,
+) -> int:
     """Watch until `stop` is set (or `timeout`, or after the first change with `once`).
 
     Models that appeared since the last inventory are reported at start-up too. Returns the
@@ -118,8 +134,10 @@ def watch(cfg: Config, log: AuditLog | None, stop: threading.Event, *, debounce:
 
     dirs = [d for d in cfg.model_dirs if os.path.isdir(d)]
     if not dirs:
-        raise StorageError(f"no model folder exists ({', '.join(cfg.model_dirs)})",
-                           hint="create one, e.g. `epyc-agent session start --init`")
+        raise StorageError(
+            f"no model folder exists ({', '.join(cfg.model_dirs)})",
+            hint="create one, e.g. `epyc-agent session start --init`",
+        )
     prev = load_inventory(cfg)
     models, added, removed = refresh(cfg, log, prev.models if prev else [])
     total = len(added)

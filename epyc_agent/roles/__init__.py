@@ -10,8 +10,7 @@ if TYPE_CHECKING:
     from ..config import Config
     from ..events.writer import AuditLog
 
-ROLES = ("sysadmin", "build-engineer", "model-engineer", "benchmark-analyst", "safety-reviewer",
-         "research-engineer")
+ROLES = ("sysadmin", "build-engineer", "model-engineer", "benchmark-analyst", "safety-reviewer", "research-engineer")
 
 
 def role_log(cfg: Config, role: str, session: str | None = None) -> AuditLog | None:

@@ -55,8 +55,13 @@ class Role:
         return list(dict.fromkeys(t for name in self.tools for t in TOOLS.get(name, ())))
 
     def summary(self) -> dict[str, Any]:
-        return {"name": self.name, "description": self.description, "tools": self.tools,
-                "actions": self.actions, "path": self.path}
+        return {
+            "name": self.name,
+            "description": self.description,
+            "tools": self.tools,
+            "actions": self.actions,
+            "path": self.path,
+        }
 
 
 def agents_dir(explicit: str | None = None) -> str:
@@ -73,8 +78,7 @@ def role_files(directory: str) -> list[str]:
     try:
         names = sorted(n for n in os.listdir(directory) if n.endswith(".md") and not n.startswith("."))
     except FileNotFoundError:
-        raise EpycAgentError(f"no agents folder at {directory}",
-                             hint=f"pass --dir or set {AGENTS_ENV}") from None
+        raise EpycAgentError(f"no agents folder at {directory}", hint=f"pass --dir or set {AGENTS_ENV}") from None
     return [os.path.join(directory, n) for n in names]
 
 
@@ -100,10 +104,16 @@ def parse(path: str) -> tuple[Role | None, list[str]]:
     body = m.group(2)
     parts = _HEADING.split(body)
     sections = {parts[i].strip(): parts[i + 1].strip() for i in range(1, len(parts) - 1, 2)}
-    role = Role(name=str(front.get("name", "")), path=path, description=str(front.get("description") or ""),
-                tools=front.get("tools") if isinstance(front.get("tools"), list) else [],
-                actions=front.get("actions") if isinstance(front.get("actions"), list) else [],
-                body=body, sections=sections, front=front)
+    role = Role(
+        name=str(front.get("name", "")),
+        path=path,
+        description=str(front.get("description") or ""),
+        tools=front.get("tools") if isinstance(front.get("tools"), list) else [],
+        actions=front.get("actions") if isinstance(front.get("actions"), list) else [],
+        body=body,
+        sections=sections,
+        front=front,
+    )
     return role, _schema_problems(where, path, front, sections)
 
 
@@ -174,8 +184,9 @@ def load_roles(directory: str | None = None) -> tuple[list[Role], list[str]]:
     return roles, problems
 
 
-def validate(directory: str | None = None,
-             command_check: Callable[[list[str]], str | None] | None = None) -> tuple[list[Role], list[str]]:
+def validate(
+    directory: str | None = None, command_check: Callable[[list[str]], str | None] | None = None
+) -> tuple[list[Role], list[str]]:
     """Schema, sections and (with `command_check`) references; one line per problem."""
     roles, problems = load_roles(directory)
     if not roles and not problems:

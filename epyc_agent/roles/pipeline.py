@@ -45,8 +45,13 @@ class _Step:
 
     def end(self, outcome: str, data: dict[str, Any] | None = None) -> None:
         ok = outcome == "success"
-        self.log.event("TASK_END", self.title, details=f"outcome={outcome}", level="INFO" if ok else "WARN",
-                       data={"outcome": outcome, **(data or {})})
+        self.log.event(
+            "TASK_END",
+            self.title,
+            details=f"outcome={outcome}",
+            level="INFO" if ok else "WARN",
+            data={"outcome": outcome, **(data or {})},
+        )
         self.log.close()
 
 
@@ -111,9 +116,13 @@ def earlier_runs(cfg: Config, plan: RunPlan) -> list[dict[str, Any]]:
     return out
 
 
-def run(cfg: Config, request: RunRequest, progress: Callable[[RunPlan], Any] | None = None,
-        on_plan: Callable[[RunPlan], None] | None = None,
-        host_changes: Iterable[dict[str, Any]] = ()) -> tuple[RunPlan, RunResult, str]:
+def run(
+    cfg: Config,
+    request: RunRequest,
+    progress: Callable[[RunPlan], Any] | None = None,
+    on_plan: Callable[[RunPlan], None] | None = None,
+    host_changes: Iterable[dict[str, Any]] = (),
+) -> tuple[RunPlan, RunResult, str]:
     """Run one request through the five roles; returns (plan, result, run_dir) or raises RoleRefusal."""
     from ..events.schema import NO_SESSION
     from ..fileio import write_json_atomic
@@ -135,8 +144,12 @@ def run(cfg: Config, request: RunRequest, progress: Callable[[RunPlan], Any] | N
     draft, draft_err = _resolve(cfg, request.draft, "draft")
     mem = probe.meminfo() or {}
     pre = policies.sysadmin_preflight(checks, (_size(model) + _size(draft)) or None, mem.get("MemAvailable"))
-    step.verdict(pre, hint="fix the failing checks (`epyc-agent system health --profile batch`)"
-                 if pre.reason.startswith("health") else "free RAM or choose a smaller model")
+    step.verdict(
+        pre,
+        hint="fix the failing checks (`epyc-agent system health --profile batch`)"
+        if pre.reason.startswith("health")
+        else "free RAM or choose a smaller model",
+    )
     step.end("success")
 
     # 2. model-engineer: present, allowed for the method, draft compatible; then the plan
@@ -161,11 +174,15 @@ def run(cfg: Config, request: RunRequest, progress: Callable[[RunPlan], Any] | N
     key = policies.config_key(plan)
     step = _Step(cfg, session, "safety-reviewer", "gate", f"{ctx}; run {plan.run_id}; config {key}")
     paths = [runs_dir(cfg), os.path.join(cfg.root, "research", REPORT_NAME), cfg.cache_dir]
-    step.verdict(policies.safety_review([
-        policies.paths_under_root(guard_for(cfg), paths),
-        policies.retry_budget(session_events(cfg, session), key, int(cfg.guards.get("retry_limit", 3))),
-        policies.rollback_plan(host_changes),
-    ]))
+    step.verdict(
+        policies.safety_review(
+            [
+                policies.paths_under_root(guard_for(cfg), paths),
+                policies.retry_budget(session_events(cfg, session), key, int(cfg.guards.get("retry_limit", 3))),
+                policies.rollback_plan(host_changes),
+            ]
+        )
+    )
     step.end("success")
     if on_plan:  # announced only once every gate has passed
         on_plan(plan)
@@ -201,8 +218,10 @@ def _analyze(log: AuditLog, cfg: Config, plan: RunPlan, result: RunResult) -> di
     analysis = policies.analyze(result.summary, policies.rep_rates(result.records))
     for s in result.summary:
         if s["cv_flag"]:
-            log.warn(f"{s['config']}: decode t/s CV {s['cv']:.1%} > {policies.CV_LIMIT:.0%}",
-                     "unstable measurement: check `epyc-agent system health --profile batch`, rerun")
+            log.warn(
+                f"{s['config']}: decode t/s CV {s['cv']:.1%} > {policies.CV_LIMIT:.0%}",
+                "unstable measurement: check `epyc-agent system health --profile batch`, rerun",
+            )
     earlier = earlier_runs(cfg, plan)
     analysis["earlier_runs"] = [r["run_id"] for r in earlier]
     analysis["comparison"] = policies.compare_earlier(result.summary, earlier)

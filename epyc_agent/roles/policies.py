@@ -51,21 +51,29 @@ class RoleRefusal(EpycAgentError):
 
 # --- sysadmin -------------------------------------------------------------------------------
 
+
 def sysadmin_preflight(checks: list[Check], need_bytes: int | None, available_bytes: int | None) -> Verdict:
     """Refuse on any batch health FAIL, or when available RAM < model bytes x RAM_FACTOR.
     An unreadable amount of RAM is not a refusal (the health check reports it as SKIP)."""
     failed = [c for c in checks if c.status == "FAIL"]
-    data: dict[str, Any] = {"health": {c.name: c.status for c in checks}, "need_bytes": need_bytes,
-                            "available_bytes": available_bytes}
+    data: dict[str, Any] = {
+        "health": {c.name: c.status for c in checks},
+        "need_bytes": need_bytes,
+        "available_bytes": available_bytes,
+    }
     if failed:
         reasons = "; ".join(f"{c.name}: {c.detail}" + (f" (fix: {c.fix})" if c.fix else "") for c in failed)
         return Verdict("sysadmin", False, f"health check failed: {reasons}", data)
     if need_bytes and available_bytes is not None:
         want = need_bytes * RAM_FACTOR
         if available_bytes < want:
-            return Verdict("sysadmin", False,
-                           f"not enough free RAM: the model needs {want / GB:.2f} GB ({need_bytes / GB:.2f} GB "
-                           f"x {RAM_FACTOR}), {available_bytes / GB:.2f} GB available", data)
+            return Verdict(
+                "sysadmin",
+                False,
+                f"not enough free RAM: the model needs {want / GB:.2f} GB ({need_bytes / GB:.2f} GB "
+                f"x {RAM_FACTOR}), {available_bytes / GB:.2f} GB available",
+                data,
+            )
     warned = [c.name for c in checks if c.status == "WARN"]
     extra = f"; warnings: {', '.join(warned)}" if warned else ""
     ram = f"{available_bytes / GB:.1f} GB RAM available" if available_bytes is not None else "RAM unreadable"
@@ -74,14 +82,19 @@ def sysadmin_preflight(checks: list[Check], need_bytes: int | None, available_by
 
 # --- model-engineer ---------------------------------------------------------------------------
 
+
 def model_engineer(cfg: Config, track: Any, model: dict[str, Any], draft: dict[str, Any] | None) -> Verdict:
     """Model and draft present; the method not forbidden for the model (SSM/hybrid, registry);
     the draft tokenizer-compatible (models.compat.check_draft). Uses the track planner's own
     rule function, so the pipeline and `prepare_run` can never disagree."""
     from ..tracks.plan import check_constraints
 
-    data = {"model": model.get("path"), "draft": draft.get("path") if draft else None,
-            "arch": model.get("arch"), "method": track.method}
+    data = {
+        "model": model.get("path"),
+        "draft": draft.get("path") if draft else None,
+        "arch": model.get("arch"),
+        "method": track.method,
+    }
     for role_name, entry in (("target", model), ("draft", draft)):
         if entry is not None and not os.path.isfile(str(entry.get("path"))):
             return Verdict("model-engineer", False, f"{role_name} model not found: {entry.get('path')}", data)
@@ -89,19 +102,23 @@ def model_engineer(cfg: Config, track: Any, model: dict[str, Any], draft: dict[s
         check_constraints(track, model, draft, cfg)
     except EpycAgentError as e:
         return Verdict("model-engineer", False, e.render(), data)
-    what = os.path.basename(str(model["path"])) + (f" + draft {os.path.basename(str(draft['path']))}"
-                                                     if draft else "")
+    what = os.path.basename(str(model["path"])) + (f" + draft {os.path.basename(str(draft['path']))}" if draft else "")
     return Verdict("model-engineer", True, f"{what} present and allowed for {track.method}", data)
 
 
 # --- safety-reviewer --------------------------------------------------------------------------
 
+
 def paths_under_root(guard: StorageGuard, paths: Iterable[str]) -> Verdict:
     """Every path the run writes must resolve under the root (the storage guard's rule)."""
     bad = [v for v in (guard.check(p) for p in paths) if not v.allowed]
     if bad:
-        return Verdict("safety-reviewer", False, "; ".join(f"{v.path}: {v.reason}" for v in bad),
-                       {"refused_paths": [v.path for v in bad]})
+        return Verdict(
+            "safety-reviewer",
+            False,
+            "; ".join(f"{v.path}: {v.reason}" for v in bad),
+            {"refused_paths": [v.path for v in bad]},
+        )
     return Verdict("safety-reviewer", True, "all output paths under the storage root")
 
 
@@ -125,10 +142,13 @@ def retry_budget(events: Iterable[dict[str, Any]], key: str, limit: int = 3) -> 
     n = consecutive_failures(events, key)
     data = {"config_key": key, "consecutive_failures": n, "limit": limit}
     if n >= limit:
-        return Verdict("safety-reviewer", False,
-                       f"this configuration failed {n} times in a row in this session; a retry needs a new "
-                       "diagnosis logged first (epyc-agent log decision \"<diagnosis>\" \"<why it changes>\")",
-                       data)
+        return Verdict(
+            "safety-reviewer",
+            False,
+            f"this configuration failed {n} times in a row in this session; a retry needs a new "
+            'diagnosis logged first (epyc-agent log decision "<diagnosis>" "<why it changes>")',
+            data,
+        )
     return Verdict("safety-reviewer", True, f"retry budget ok ({n}/{limit} consecutive failures)", data)
 
 
@@ -137,11 +157,18 @@ def rollback_plan(host_changes: Iterable[dict[str, Any]]) -> Verdict:
     changes = list(host_changes)
     missing = [c.get("action") or "?" for c in changes if not str(c.get("undo") or "").strip()]
     if missing:
-        return Verdict("safety-reviewer", False, f"host change without a rollback plan: {', '.join(missing)}",
-                       {"host_changes": changes})
-    return Verdict("safety-reviewer", True,
-                   f"{len(changes)} host change(s), each with a rollback" if changes else "no host changes",
-                   {"host_changes": changes})
+        return Verdict(
+            "safety-reviewer",
+            False,
+            f"host change without a rollback plan: {', '.join(missing)}",
+            {"host_changes": changes},
+        )
+    return Verdict(
+        "safety-reviewer",
+        True,
+        f"{len(changes)} host change(s), each with a rollback" if changes else "no host changes",
+        {"host_changes": changes},
+    )
 
 
 def safety_review(verdicts: list[Verdict]) -> Verdict:
@@ -156,6 +183,7 @@ def safety_review(verdicts: list[Verdict]) -> Verdict:
 
 
 # --- benchmark-analyst ------------------------------------------------------------------------
+
 
 def cv(values: list[float]) -> float | None:
     """Coefficient of variation (sample stdev / mean); None for fewer than 2 values."""
@@ -204,37 +232,58 @@ def analyze(summary: list[dict[str, Any]], rates: dict[str, list[float]]) -> dic
 
 def config_key(plan: Any) -> str:
     """What makes two runs 'the same configuration' (not the repetitions or the run id)."""
-    ident = {"track": plan.track.id, "model": plan.model.get("path"),
-             "draft": plan.draft.get("path") if plan.draft else None,
-             "workload": plan.workload.sha256, "configs": plan.configs, "max_tokens": plan.request.max_tokens,
-             "backend": plan.backend, "n_ctx": plan.request.n_ctx, "seed": plan.request.seed}
+    ident = {
+        "track": plan.track.id,
+        "model": plan.model.get("path"),
+        "draft": plan.draft.get("path") if plan.draft else None,
+        "workload": plan.workload.sha256,
+        "configs": plan.configs,
+        "max_tokens": plan.request.max_tokens,
+        "backend": plan.backend,
+        "n_ctx": plan.request.n_ctx,
+        "seed": plan.request.seed,
+    }
     return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def same_config(conf: dict[str, Any], plan: Any) -> bool:
     """Whether an earlier run's config.json measured the same configuration as `plan`."""
     req = conf.get("request") or {}
-    return (conf.get("track", {}).get("id") == plan.track.id
-            and (conf.get("model") or {}).get("path") == plan.model.get("path")
-            and ((conf.get("draft") or {}).get("path") if conf.get("draft") else None)
-            == (plan.draft.get("path") if plan.draft else None)
-            and (conf.get("workload") or {}).get("sha256") == plan.workload.sha256
-            and conf.get("configs") == plan.configs
-            and req.get("max_tokens") == plan.request.max_tokens
-            and (conf.get("backend") or {}).get("backend", plan.backend) == plan.backend)
+    return (
+        conf.get("track", {}).get("id") == plan.track.id
+        and (conf.get("model") or {}).get("path") == plan.model.get("path")
+        and ((conf.get("draft") or {}).get("path") if conf.get("draft") else None)
+        == (plan.draft.get("path") if plan.draft else None)
+        and (conf.get("workload") or {}).get("sha256") == plan.workload.sha256
+        and conf.get("configs") == plan.configs
+        and req.get("max_tokens") == plan.request.max_tokens
+        and (conf.get("backend") or {}).get("backend", plan.backend) == plan.backend
+    )
 
 
 def compare_earlier(summary: list[dict[str, Any]], earlier: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per configuration: this run's median decode t/s against the earlier runs' (their summaries)."""
     out = []
     for s in summary:
-        prev = [e["decode_tps"]["median"] for run in earlier for e in run.get("summary", [])
-                if e.get("config") == s["config"] and (e.get("decode_tps") or {}).get("median")]
+        prev = [
+            e["decode_tps"]["median"]
+            for run in earlier
+            for e in run.get("summary", [])
+            if e.get("config") == s["config"] and (e.get("decode_tps") or {}).get("median")
+        ]
         now = s["decode_tps"]["median"]
         if not prev or not now:
             continue
         ref = statistics.median(prev)
         delta = 100.0 * (now - ref) / ref
-        out.append({"config": s["config"], "now": now, "earlier_median": round(ref, 3), "earlier_runs": len(prev),
-                    "delta_pct": round(delta, 1), "reproduced": abs(delta) <= REPRODUCED_PCT})
+        out.append(
+            {
+                "config": s["config"],
+                "now": now,
+                "earlier_median": round(ref, 3),
+                "earlier_runs": len(prev),
+                "delta_pct": round(delta, 1),
+                "reproduced": abs(delta) <= REPRODUCED_PCT,
+            }
+        )
     return out

@@ -41,8 +41,7 @@ def lscpu() -> dict[str, str] | None:
     if path is None:
         return None
     try:
-        r = subprocess.run([path], capture_output=True, text=True, timeout=10,
-                           env={**os.environ, "LC_ALL": "C"})
+        r = subprocess.run([path], capture_output=True, text=True, timeout=10, env={**os.environ, "LC_ALL": "C"})
     except (OSError, subprocess.SubprocessError):
         return None
     if r.returncode != 0:
@@ -75,8 +74,11 @@ def collect() -> dict[str, Any]:
     nodes = probe.numa_nodes()
     sockets = lsc.get("Socket(s)") if lsc else None
     per_socket = lsc.get("Core(s) per socket") if lsc else None
-    cores = cpu.get("cores") or (int(per_socket) * int(sockets) if per_socket and sockets
-                                 and per_socket.isdigit() and sockets.isdigit() else None)
+    cores = cpu.get("cores") or (
+        int(per_socket) * int(sockets)
+        if per_socket and sockets and per_socket.isdigit() and sockets.isdigit()
+        else None
+    )
     return {
         "cpu": {
             "model": cpu.get("model") or (lsc or {}).get("Model name"),
@@ -89,8 +91,11 @@ def collect() -> dict[str, Any]:
             "amx": any(f.startswith("amx") for f in flags) if flags else None,
         },
         "lscpu": lsc,
-        "numa": {"nodes": nodes, "count": len(nodes) if nodes else None,
-                 "balancing": probe.read_int(probe.NUMA_BALANCING_PATH)},
+        "numa": {
+            "nodes": nodes,
+            "count": len(nodes) if nodes else None,
+            "balancing": probe.read_int(probe.NUMA_BALANCING_PATH),
+        },
         "memory": {
             "total_gb": round(mem["MemTotal"] / probe.GB, 2) if "MemTotal" in mem else None,
             "available_gb": round(mem["MemAvailable"] / probe.GB, 2) if "MemAvailable" in mem else None,
@@ -120,24 +125,41 @@ def run_audit(cfg: Config, log: Any = None) -> tuple[dict[str, Any], str]:
     from ..fileio import write_json_atomic
 
     if not os.path.isdir(cfg.root):
-        raise StorageError(f"storage root {cfg.root} does not exist",
-                           hint="create it (`epyc-agent session start --init`) or set EPYC_AGENT_ROOT")
-    data = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "host": os.uname().nodename,
-            **collect()}
+        raise StorageError(
+            f"storage root {cfg.root} does not exist",
+            hint="create it (`epyc-agent session start --init`) or set EPYC_AGENT_ROOT",
+        )
+    data = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "host": os.uname().nodename, **collect()}
     path = os.path.join(cfg.root, "system", time.strftime("audit-%Y%m%dT%H%M%SZ.json", time.gmtime()))
     write_json_atomic(path, data)
     if log is not None:
         cpu, mem = data["cpu"], data["memory"]
-        log.observe("cpu", f"{cpu['model']}; {cpu['cores']} cores / {cpu['threads']} threads; "
-                    f"avx512={cpu['avx512']} amx={cpu['amx']}", data={"cpu": cpu})
-        log.observe("memory", f"{mem['total_gb']} GB; hugepages {mem['hugepages_total']}; thp {mem['thp']}",
-                    data={"memory": mem, "numa": data["numa"]})
+        log.observe(
+            "cpu",
+            f"{cpu['model']}; {cpu['cores']} cores / {cpu['threads']} threads; avx512={cpu['avx512']} amx={cpu['amx']}",
+            data={"cpu": cpu},
+        )
+        log.observe(
+            "memory",
+            f"{mem['total_gb']} GB; hugepages {mem['hugepages_total']}; thp {mem['thp']}",
+            data={"memory": mem, "numa": data["numa"]},
+        )
         kern = data["kernel"]
-        log.observe("kernel", f"governors {kern['governors']}; numa_balancing {data['numa']['balancing']}; "
-                    f"perf_event_paranoid {kern['perf_event_paranoid']}", data={"kernel": kern})
-        log.observe("compilers", "; ".join(f"{k}: {v or 'missing'}" for k, v in data["compilers"].items()),
-                    data={"compilers": data["compilers"]})
-        log.observe("llama.cpp build", data["llama_cpp_system_info"] or "unavailable",
-                    data={"features": _llama_features(data["llama_cpp_system_info"])})
+        log.observe(
+            "kernel",
+            f"governors {kern['governors']}; numa_balancing {data['numa']['balancing']}; "
+            f"perf_event_paranoid {kern['perf_event_paranoid']}",
+            data={"kernel": kern},
+        )
+        log.observe(
+            "compilers",
+            "; ".join(f"{k}: {v or 'missing'}" for k, v in data["compilers"].items()),
+            data={"compilers": data["compilers"]},
+        )
+        log.observe(
+            "llama.cpp build",
+            data["llama_cpp_system_info"] or "unavailable",
+            data={"features": _llama_features(data["llama_cpp_system_info"])},
+        )
         log.file_modify(path, "create", "system audit saved")
     return data, path

@@ -44,9 +44,11 @@ def cleanable_dirs(cfg: Config) -> list[tuple[str, str]]:
     for label, d in (("tmp", cfg.tmp_dir), ("cache", cfg.cache_dir)):
         resolved = os.path.realpath(d)
         if not is_under(resolved, guard.root_resolved) or resolved == guard.root_resolved:
-            raise EpycAgentError(f"{label} folder {d} resolves to {resolved}, not inside the storage root "
-                                 f"{guard.root_resolved}; refusing to clean it",
-                                 hint=f"set {label}_dir under the root in the config")
+            raise EpycAgentError(
+                f"{label} folder {d} resolves to {resolved}, not inside the storage root "
+                f"{guard.root_resolved}; refusing to clean it",
+                hint=f"set {label}_dir under the root in the config",
+            )
         out.append((label, resolved))
     return out
 
@@ -68,13 +70,20 @@ def find_old(base: str, cutoff: float) -> list[dict[str, Any]]:
             if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
                 continue
             if st.st_mtime < cutoff:
-                found.append({"path": path, "bytes": st.st_size if stat.S_ISREG(st.st_mode) else 0,
-                              "mtime": st.st_mtime, "link": stat.S_ISLNK(st.st_mode)})
+                found.append(
+                    {
+                        "path": path,
+                        "bytes": st.st_size if stat.S_ISREG(st.st_mode) else 0,
+                        "mtime": st.st_mtime,
+                        "link": stat.S_ISLNK(st.st_mode),
+                    }
+                )
     return found
 
 
-def cleanup(cfg: Config, older_than: str = "7d", apply: bool = False, log: Any = None,
-            now: float | None = None) -> dict[str, Any]:
+def cleanup(
+    cfg: Config, older_than: str = "7d", apply: bool = False, log: Any = None, now: float | None = None
+) -> dict[str, Any]:
     """Plan (or, with `apply`, perform) the cleanup; returns files, bytes and errors."""
     age_s = parse_age(older_than)
     cutoff = (time.time() if now is None else now) - age_s
@@ -100,13 +109,24 @@ def cleanup(cfg: Config, older_than: str = "7d", apply: bool = False, log: Any =
             f["deleted"] = True
             freed += f["bytes"]
             if log is not None:
-                log.file_modify(f["path"], "delete", f"storage cleanup: {label} file older than {older_than}"
-                                f" ({f['bytes']} bytes)")
+                log.file_modify(
+                    f["path"], "delete", f"storage cleanup: {label} file older than {older_than} ({f['bytes']} bytes)"
+                )
     total = sum(f["bytes"] for f in files)
-    result = {"older_than": older_than, "applied": apply, "files": files, "count": len(files),
-              "bytes": total, "bytes_freed": freed, "errors": errors}
+    result = {
+        "older_than": older_than,
+        "applied": apply,
+        "files": files,
+        "count": len(files),
+        "bytes": total,
+        "bytes_freed": freed,
+        "errors": errors,
+    }
     if log is not None:
         verb = "freed" if apply else "would free"
-        log.observe("storage cleanup", f"{len(files)} files, {verb} {freed if apply else total} bytes",
-                    data={k: v for k, v in result.items() if k != "files"})
+        log.observe(
+            "storage cleanup",
+            f"{len(files)} files, {verb} {freed if apply else total} bytes",
+            data={k: v for k, v in result.items() if k != "files"},
+        )
     return result

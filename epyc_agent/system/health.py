@@ -25,8 +25,15 @@ if TYPE_CHECKING:
 PROFILES = ("session", "batch")
 STATUSES = ("PASS", "WARN", "FAIL", "SKIP")
 # programs whose presence makes a benchmark's numbers meaningless
-HEAVY_PROGRAMS = ("llama-server", "llama-bench", "llama-cli", "llama-speculative", "llama-perplexity",
-                  "llama-batched-bench", "llama-lookup")
+HEAVY_PROGRAMS = (
+    "llama-server",
+    "llama-bench",
+    "llama-cli",
+    "llama-speculative",
+    "llama-perplexity",
+    "llama-batched-bench",
+    "llama-lookup",
+)
 RAM_WARN_PCT, RAM_FAIL_PCT = 15.0, 5.0  # available RAM, % of total
 SWAP_WARN_PCT = 25.0  # swap in use, % of swap
 LOAD_WARN_PER_CORE = {"session": 1.0, "batch": 0.5}  # 1-min load average per logical CPU
@@ -42,8 +49,7 @@ class Check:
         self.name, self.status, self.detail, self.fix, self.value = name, status, detail, fix, value
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "status": self.status, "value": self.value, "detail": self.detail,
-                "fix": self.fix}
+        return {"name": self.name, "status": self.status, "value": self.value, "detail": self.detail, "fix": self.fix}
 
     def line(self) -> str:
         return f"{self.status} {self.name}: {self.detail}" + (f" (fix: {self.fix})" if self.fix else "")
@@ -55,14 +61,18 @@ def _skip(name: str, what: str) -> Check:
 
 # --- checks ------------------------------------------------------------------------------
 
+
 def check_root(cfg: Config) -> Check:
     root = cfg.root
     if not os.path.isdir(root):
-        return Check("root", "FAIL", f"storage root {root} does not exist",
-                     "create it (`epyc-agent session start --init`) or set EPYC_AGENT_ROOT")
+        return Check(
+            "root",
+            "FAIL",
+            f"storage root {root} does not exist",
+            "create it (`epyc-agent session start --init`) or set EPYC_AGENT_ROOT",
+        )
     if not os.access(root, os.W_OK | os.X_OK):
-        return Check("root", "FAIL", f"storage root {root} is not writable",
-                     f"fix permissions: chmod u+rwx {root}")
+        return Check("root", "FAIL", f"storage root {root} is not writable", f"fix permissions: chmod u+rwx {root}")
     return Check("root", "PASS", f"{root} present and writable")
 
 
@@ -77,10 +87,11 @@ def check_disk(cfg: Config) -> Check:
     used_pct = 100.0 * (total - free) / total if total else 0.0
     free_gb = free / probe.GB
     lim = cfg.disk
-    value = {"used_pct": round(used_pct, 1), "free_gb": round(free_gb, 1),
-             "total_gb": round(total / probe.GB, 1)}
-    detail = (f"{used_pct:.1f}% used, {free_gb:.1f} GB free (limits: warn {lim['warn_used_pct']}%, "
-              f"critical {lim['critical_used_pct']}%, min free {lim['min_free_gb']} GB)")
+    value = {"used_pct": round(used_pct, 1), "free_gb": round(free_gb, 1), "total_gb": round(total / probe.GB, 1)}
+    detail = (
+        f"{used_pct:.1f}% used, {free_gb:.1f} GB free (limits: warn {lim['warn_used_pct']}%, "
+        f"critical {lim['critical_used_pct']}%, min free {lim['min_free_gb']} GB)"
+    )
     fix = "free space: `epyc-agent storage cleanup --apply`, or move old models/results off the root"
     if used_pct >= lim["critical_used_pct"] or free_gb < lim["min_free_gb"]:
         return Check("disk", "FAIL", detail, fix, value)
@@ -95,8 +106,11 @@ def check_ram(cfg: Config) -> Check:
         return _skip("ram", "/proc/meminfo")
     total, avail = mem["MemTotal"], mem["MemAvailable"]
     pct = 100.0 * avail / total if total else 0.0
-    value = {"available_gb": round(avail / probe.GB, 1), "total_gb": round(total / probe.GB, 1),
-             "available_pct": round(pct, 1)}
+    value = {
+        "available_gb": round(avail / probe.GB, 1),
+        "total_gb": round(total / probe.GB, 1),
+        "available_pct": round(pct, 1),
+    }
     detail = f"{avail / probe.GB:.1f} GB of {total / probe.GB:.1f} GB available ({pct:.0f}%)"
     fix = "stop idle model servers or other memory-heavy jobs (the processes check lists llama.cpp ones)"
     if pct < RAM_FAIL_PCT:
@@ -114,12 +128,16 @@ def check_swap(cfg: Config) -> Check:
     if total == 0:
         return Check("swap", "PASS", "no swap configured", value={"used_gb": 0.0, "total_gb": 0.0})
     pct = 100.0 * used / total
-    value = {"used_gb": round(used / probe.GB, 2), "total_gb": round(total / probe.GB, 2),
-             "used_pct": round(pct, 1)}
+    value = {"used_gb": round(used / probe.GB, 2), "total_gb": round(total / probe.GB, 2), "used_pct": round(pct, 1)}
     detail = f"{used / probe.GB:.2f} GB of {total / probe.GB:.2f} GB swap in use ({pct:.0f}%)"
     if pct > SWAP_WARN_PCT:
-        return Check("swap", "WARN", detail + f" > {SWAP_WARN_PCT:.0f}%",
-                     "free RAM, then `sudo swapoff -a && sudo swapon -a` to pull pages back", value)
+        return Check(
+            "swap",
+            "WARN",
+            detail + f" > {SWAP_WARN_PCT:.0f}%",
+            "free RAM, then `sudo swapoff -a && sudo swapon -a` to pull pages back",
+            value,
+        )
     return Check("swap", "PASS", detail, value=value)
 
 
@@ -143,8 +161,13 @@ def check_thp(cfg: Config) -> Check:
     if mode is None:
         return _skip("thp", probe.THP_PATH)
     if mode == "never":
-        return Check("thp", "WARN", "transparent hugepages disabled (never)",
-                     f"echo madvise | sudo tee {probe.THP_PATH}  (undo: echo never | sudo tee ...)", mode)
+        return Check(
+            "thp",
+            "WARN",
+            "transparent hugepages disabled (never)",
+            f"echo madvise | sudo tee {probe.THP_PATH}  (undo: echo never | sudo tee ...)",
+            mode,
+        )
     return Check("thp", "PASS", f"transparent hugepages: {mode}", value=mode)
 
 
@@ -153,8 +176,13 @@ def check_governor(cfg: Config) -> Check:
     if govs is None:
         return _skip("governor", "cpufreq scaling_governor (none on most VMs)")
     if govs != ["performance"]:
-        return Check("governor", "WARN", f"CPU governor {', '.join(govs)}, not performance",
-                     "sudo cpupower frequency-set -g performance  (undo: -g " + govs[0] + ")", govs)
+        return Check(
+            "governor",
+            "WARN",
+            f"CPU governor {', '.join(govs)}, not performance",
+            "sudo cpupower frequency-set -g performance  (undo: -g " + govs[0] + ")",
+            govs,
+        )
     return Check("governor", "PASS", "CPU governor performance", value=govs)
 
 
@@ -164,10 +192,14 @@ def check_numa_balancing(cfg: Config) -> Check:
         return _skip("numa_balancing", probe.NUMA_BALANCING_PATH)
     nodes = probe.numa_nodes() or []
     if val and len(nodes) > 1:
-        return Check("numa_balancing", "WARN", f"automatic NUMA balancing on with {len(nodes)} nodes",
-                     "sudo sysctl kernel.numa_balancing=0  (undo: =1); it migrates pages mid-benchmark", val)
-    return Check("numa_balancing", "PASS", f"numa_balancing={val}, {len(nodes) or '?'} NUMA node(s)",
-                 value=val)
+        return Check(
+            "numa_balancing",
+            "WARN",
+            f"automatic NUMA balancing on with {len(nodes)} nodes",
+            "sudo sysctl kernel.numa_balancing=0  (undo: =1); it migrates pages mid-benchmark",
+            val,
+        )
+    return Check("numa_balancing", "PASS", f"numa_balancing={val}, {len(nodes) or '?'} NUMA node(s)", value=val)
 
 
 def check_perf_paranoid(cfg: Config) -> Check:
@@ -175,8 +207,13 @@ def check_perf_paranoid(cfg: Config) -> Check:
     if val is None:
         return _skip("perf_event_paranoid", probe.PARANOID_PATH)
     if val > 1:
-        return Check("perf_event_paranoid", "WARN", f"perf_event_paranoid={val}: no user perf profiling",
-                     "sudo sysctl kernel.perf_event_paranoid=1  (undo: =" + str(val) + ")", val)
+        return Check(
+            "perf_event_paranoid",
+            "WARN",
+            f"perf_event_paranoid={val}: no user perf profiling",
+            "sudo sysctl kernel.perf_event_paranoid=1  (undo: =" + str(val) + ")",
+            val,
+        )
     return Check("perf_event_paranoid", "PASS", f"perf_event_paranoid={val}", value=val)
 
 
@@ -211,7 +248,7 @@ def is_heavy(cmdline: list[str], prog: str, programs: set[str]) -> bool:
         return True
     if prog != "epyc-agent":
         return False
-    args = iter(cmdline[1 if os.path.basename(cmdline[0]) == prog else 2:])
+    args = iter(cmdline[1 if os.path.basename(cmdline[0]) == prog else 2 :])
     words = []
     for w in args:
         if w in ("--config", "--root"):  # the global options that take a value
@@ -234,8 +271,7 @@ def heavy_processes(programs: Iterable[str] = HEAVY_PROGRAMS) -> list[dict[str, 
         cmdline = info.get("cmdline") or []
         prog = program_name(cmdline, info.get("name") or "")
         if is_heavy(cmdline, prog, wanted):
-            found.append({"pid": info["pid"], "program": prog,
-                          "cmdline": " ".join(info.get("cmdline") or [])[:200]})
+            found.append({"pid": info["pid"], "program": prog, "cmdline": " ".join(info.get("cmdline") or [])[:200]})
     return found
 
 
@@ -248,8 +284,13 @@ def check_processes(cfg: Config, profile: str = "session") -> Check:
         return Check("processes", "PASS", "no other llama.cpp process running", value=[])
     desc = ", ".join(f"{p['program']} (pid {p['pid']})" for p in procs[:5])
     status = "FAIL" if profile == "batch" else "WARN"
-    return Check("processes", status, f"{len(procs)} other llama.cpp process(es): {desc}",
-                 "wait for them or stop them (kill PID) before benchmarking", procs)
+    return Check(
+        "processes",
+        status,
+        f"{len(procs)} other llama.cpp process(es): {desc}",
+        "wait for them or stop them (kill PID) before benchmarking",
+        procs,
+    )
 
 
 def check_log_dir(cfg: Config) -> Check:
@@ -261,8 +302,12 @@ def check_log_dir(cfg: Config) -> Check:
             break
         probe_dir = parent
     if not os.access(probe_dir, os.W_OK | os.X_OK):
-        return Check("log_dir", "FAIL", f"log dir {d} not writable ({probe_dir} is read-only to us)",
-                     f"fix permissions on {probe_dir} or set EPYC_AGENT_LOG_DIR")
+        return Check(
+            "log_dir",
+            "FAIL",
+            f"log dir {d} not writable ({probe_dir} is read-only to us)",
+            f"fix permissions on {probe_dir} or set EPYC_AGENT_LOG_DIR",
+        )
     what = "writable" if probe_dir == d else f"will be created under {probe_dir}"
     return Check("log_dir", "PASS", f"{d} {what}")
 
@@ -271,8 +316,12 @@ def check_llama_cpp(cfg: Config) -> Check:
     try:
         import llama_cpp  # noqa: F401 - loads the shared library: the real test
     except Exception as e:  # noqa: BLE001 - ImportError or OSError from the .so
-        return Check("llama_cpp", "FAIL", f"llama-cpp-python does not import: {type(e).__name__}: {e}",
-                     "pip install --force-reinstall llama-cpp-python (CMAKE_ARGS=-DLLAVA_BUILD=OFF)")
+        return Check(
+            "llama_cpp",
+            "FAIL",
+            f"llama-cpp-python does not import: {type(e).__name__}: {e}",
+            "pip install --force-reinstall llama-cpp-python (CMAKE_ARGS=-DLLAVA_BUILD=OFF)",
+        )
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -323,8 +372,11 @@ def summary(checks: list[Check]) -> dict[str, int]:
 def log_results(log: Any, checks: list[Check], profile: str) -> None:
     """One OBSERVE with the counts, plus a WARN or ERROR event per problem."""
     counts = summary(checks)
-    log.observe(f"health {profile}", " ".join(f"{k}={v}" for k, v in counts.items()),
-                data={"profile": profile, "counts": counts, "checks": [c.as_dict() for c in checks]})
+    log.observe(
+        f"health {profile}",
+        " ".join(f"{k}={v}" for k, v in counts.items()),
+        data={"profile": profile, "counts": counts, "checks": [c.as_dict() for c in checks]},
+    )
     for c in checks:
         if c.status == "FAIL":
             log.error(f"health {c.name}: {c.detail}", f"fix: {c.fix}")

@@ -46,8 +46,16 @@ def sample(cfg: Config) -> list[dict[str, Any]]:
             level = "WARN"
         else:
             level = "OK"
-        out.append({"label": label, "path": path, "level": level, "used_pct": round(u.percent, 1),
-                    "free_gb": round(free_gb, 2), "total_gb": round(u.total / GB, 2)})
+        out.append(
+            {
+                "label": label,
+                "path": path,
+                "level": level,
+                "used_pct": round(u.percent, 1),
+                "free_gb": round(free_gb, 2),
+                "total_gb": round(u.total / GB, 2),
+            }
+        )
     return out
 
 
@@ -73,8 +81,14 @@ def log_changes(log: Any, readings: list[dict[str, Any]], last: dict[str, str]) 
             log.observe(f"disk {level.lower()}", text, data=r)
 
 
-def monitor(cfg: Config, log: Any, interval: float, once: bool, stop: threading.Event,
-            report: Callable[[list[dict[str, Any]]], None]) -> int:
+def monitor(
+    cfg: Config,
+    log: Any,
+    interval: float,
+    once: bool,
+    stop: threading.Event,
+    report: Callable[[list[dict[str, Any]]], None],
+) -> int:
     """Sample until `stop` is set (or once); returns the number of samples taken."""
     last: dict[str, str] = {}
     n = 0

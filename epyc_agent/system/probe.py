@@ -97,5 +97,4 @@ def cpuinfo() -> dict[str, object] | None:
         elif key == "core id":
             core = value
             cores.add((phys, core))
-    return {"model": model, "threads": logical or os.cpu_count(), "cores": len(cores) or None,
-            "flags": flags}
+    return {"model": model, "threads": logical or os.cpu_count(), "cores": len(cores) or None, "flags": flags}

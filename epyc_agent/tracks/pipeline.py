@@ -12,8 +12,7 @@ if TYPE_CHECKING:
     from .runner import Progress, RunResult
 
 
-def run(cfg: Config, request: RunRequest, progress: Any = None,
-        on_plan: Any = None) -> tuple[RunPlan, RunResult, str]:
+def run(cfg: Config, request: RunRequest, progress: Any = None, on_plan: Any = None) -> tuple[RunPlan, RunResult, str]:
     """Validate, measure and record one request; `progress(plan)` may return a per-generation callback."""
     from .plan import prepare_run
     from .results import log_failure, log_start, record
@@ -47,10 +46,11 @@ def rerun_request(cfg: Config, run_id: str) -> RunRequest:
     req.backend = conf.get("backend", {}).get("backend", req.backend)  # not "auto": the same backend again
     wl = load_workload(req.workload).head(req.prompts)
     if wl.sha256 != conf["workload"]["sha256"]:
-        raise EpycAgentError(f"workload {wl.name} changed since run {conf['run_id']} "
-                             f"(sha256 {wl.sha256[:12]} != {conf['workload']['sha256'][:12]})",
-                             hint="a rerun would measure different prompts; restore the workload file "
-                                  "or start a new run")
+        raise EpycAgentError(
+            f"workload {wl.name} changed since run {conf['run_id']} "
+            f"(sha256 {wl.sha256[:12]} != {conf['workload']['sha256'][:12]})",
+            hint="a rerun would measure different prompts; restore the workload file or start a new run",
+        )
     import os
 
     from .results import file_sha256
@@ -58,6 +58,8 @@ def rerun_request(cfg: Config, run_id: str) -> RunRequest:
     for role in ("model", "draft"):
         m = conf.get(role)
         if m and os.path.isfile(m["path"]) and m.get("sha256") and file_sha256(cfg, m["path"]) != m["sha256"]:
-            raise EpycAgentError(f"{role} {m['path']} changed since run {conf['run_id']} (sha256 differs)",
-                                 hint="a rerun would measure a different model file")
+            raise EpycAgentError(
+                f"{role} {m['path']} changed since run {conf['run_id']} (sha256 differs)",
+                hint="a rerun would measure a different model file",
+            )
     return req

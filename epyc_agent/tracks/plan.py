@@ -78,16 +78,16 @@ def parse_params(track: Track, pairs: list[str], method_params: dict[str, Any]) 
         name, sep, text = pair.partition("=")
         name = name.strip()
         if not sep or not name or not text:
-            raise EpycAgentError(f"--param {pair!r}: expected NAME=VALUE or NAME=V1,V2",
-                                 hint="e.g. --param pl_k=8,16")
+            raise EpycAgentError(f"--param {pair!r}: expected NAME=VALUE or NAME=V1,V2", hint="e.g. --param pl_k=8,16")
         if name in track.params:
             values = [track.params[name].parse(t.strip()) for t in text.split(",")]
         elif name in method_params:
             values = [_like(method_params[name], t.strip(), name) for t in text.split(",")]
         else:
             known = sorted({*track.params, *method_params})
-            raise EpycAgentError(f"track {track.id} has no parameter {name!r}",
-                                 hint=f"known: {', '.join(known) or 'none'}")
+            raise EpycAgentError(
+                f"track {track.id} has no parameter {name!r}", hint=f"known: {', '.join(known) or 'none'}"
+            )
         out[name] = values
     return out
 
@@ -126,20 +126,26 @@ def method_catalog() -> dict[str, dict[str, Any]]:
 def check_buildable(track: Track, backend: str) -> dict[str, Any]:
     """Refuse tracks whose method does not exist yet; return the method's default parameters."""
     if track.status == "deprecated":
-        raise EpycAgentError(f"track {track.id} ({track.name}) is deprecated: {track.expected_gain}",
-                             hint="the lab dropped it; see `epyc-agent track show " f"{track.id}`")
+        raise EpycAgentError(
+            f"track {track.id} ({track.name}) is deprecated: {track.expected_gain}",
+            hint=f"the lab dropped it; see `epyc-agent track show {track.id}`",
+        )
     if track.method == MOE_METHOD:
         return {}
     if backend == "binaries":
         if not track.binary:
-            raise NotBuiltError(f"track {track.id} ({track.name}) has no llama.cpp tool: not built yet "
-                                "for the binaries backend", hint="run it with --backend embedded")
+            raise NotBuiltError(
+                f"track {track.id} ({track.name}) has no llama.cpp tool: not built yet for the binaries backend",
+                hint="run it with --backend embedded",
+            )
         return {}
     catalog = method_catalog()
     if track.method not in catalog:
         state = "planned, " if track.status == "planned" else ""
-        raise NotBuiltError(f"track {track.id} ({track.name}): method {track.method!r} is {state}not built yet",
-                            hint="no numbers are produced for a method that does not exist")
+        raise NotBuiltError(
+            f"track {track.id} ({track.name}): method {track.method!r} is {state}not built yet",
+            hint="no numbers are produced for a method that does not exist",
+        )
     return catalog[track.method]
 
 
@@ -147,15 +153,19 @@ def resolve_entry(cfg: Config, name_or_path: str, role: str) -> dict[str, Any]:
     """A model's inventory entry; a missing file is named with its path."""
     looks_like_path = os.sep in name_or_path or name_or_path.endswith(".gguf")
     if looks_like_path and not os.path.isfile(name_or_path):
-        raise EpycAgentError(f"{role} model not found: {os.path.abspath(name_or_path)}",
-                             hint="check the path, or `epyc-agent models scan` to list known models")
+        raise EpycAgentError(
+            f"{role} model not found: {os.path.abspath(name_or_path)}",
+            hint="check the path, or `epyc-agent models scan` to list known models",
+        )
     from ..models.inventory import resolve_model
 
     entry = dict(resolve_model(cfg, name_or_path))
     path = entry.get("path")
     if not path or not os.path.isfile(path):
-        raise EpycAgentError(f"{role} model not found: {path or name_or_path}",
-                             hint="the inventory is stale: run `epyc-agent models scan`")
+        raise EpycAgentError(
+            f"{role} model not found: {path or name_or_path}",
+            hint="the inventory is stale: run `epyc-agent models scan`",
+        )
     return entry
 
 
@@ -171,11 +181,16 @@ def check_constraints(track: Track, model: dict[str, Any], draft: dict[str, Any]
     if reason is None and track.needs_moe and not model.get("is_moe"):
         reason = "not a mixture-of-experts model (no expert_count > 1)"
     if reason:
-        hint = ("SSM/hybrid models never use speculative decoding or prompt lookup"
-                if track.speculative and model.get("ssm_or_hybrid") else
-                "track 2 needs a MoE model, e.g. Qwen3-30B-A3B" if track.needs_moe else "see `epyc-agent models show`")
-        raise EpycAgentError(f"{name} ({model.get('arch')}): track {track.id} ({track.name}) refused: {reason}",
-                             hint=hint)
+        hint = (
+            "SSM/hybrid models never use speculative decoding or prompt lookup"
+            if track.speculative and model.get("ssm_or_hybrid")
+            else "track 2 needs a MoE model, e.g. Qwen3-30B-A3B"
+            if track.needs_moe
+            else "see `epyc-agent models show`"
+        )
+        raise EpycAgentError(
+            f"{name} ({model.get('arch')}): track {track.id} ({track.name}) refused: {reason}", hint=hint
+        )
     if track.needs_draft and draft is None:
         raise EpycAgentError(f"track {track.id} ({track.name}) needs a draft model", hint="pass --draft PATH")
     if draft is not None:
@@ -183,16 +198,21 @@ def check_constraints(track: Track, model: dict[str, Any], draft: dict[str, Any]
 
         ok, why = check_draft(model, draft, registry)
         if not ok:
-            raise EpycAgentError(f"draft {os.path.basename(draft['path'])} is incompatible with {name}: {why}",
-                                 hint="use a draft with the same tokenizer")
+            raise EpycAgentError(
+                f"draft {os.path.basename(draft['path'])} is incompatible with {name}: {why}",
+                hint="use a draft with the same tokenizer",
+            )
 
 
 def moe_sweep(track: Track, model: dict[str, Any], given: list[Any] | None) -> list[int]:
     """Expert counts to try: the given ones, else the track's sweep below the model's trained count."""
     trained = int(model.get("expert_used_count") or 0)
     n_experts = int(model.get("expert_count") or 0)
-    counts = [int(v) for v in given] if given else \
-        [int(v) for v in track.params[MOE_KEY].sweep if 0 < int(v) < trained] or [max(1, trained // 2)]
+    counts = (
+        [int(v) for v in given]
+        if given
+        else [int(v) for v in track.params[MOE_KEY].sweep if 0 < int(v) < trained] or [max(1, trained // 2)]
+    )
     for c in counts:
         if c < 1 or (n_experts and c > n_experts):
             raise EpycAgentError(f"expert_used_count={c} is out of range for a model with {n_experts} experts")
@@ -215,8 +235,10 @@ def prepare_run(cfg: Config, request: RunRequest) -> RunPlan:
     if backend == "auto":
         backend = "binaries" if cfg.llama_cpp_bin else "embedded"
     if backend == "binaries" and not cfg.llama_cpp_bin:
-        raise EpycAgentError("the binaries backend needs llama_cpp_bin",
-                             hint="set llama_cpp_bin in the config or EPYC_AGENT_LLAMA_CPP_BIN (make llama-tools)")
+        raise EpycAgentError(
+            "the binaries backend needs llama_cpp_bin",
+            hint="set llama_cpp_bin in the config or EPYC_AGENT_LLAMA_CPP_BIN (make llama-tools)",
+        )
     track = get_track(request.track)
     method_params = check_buildable(track, backend)
     model = resolve_entry(cfg, request.model, "target")
@@ -228,13 +250,24 @@ def prepare_run(cfg: Config, request: RunRequest) -> RunPlan:
         sweeps[MOE_KEY] = moe_sweep(track, model, sweeps.get(MOE_KEY))
         base: dict[str, Any] = {}
     else:
-        engine = method_params if backend == "embedded" else \
-            {n: v for n, v in method_catalog().get(track.method, {}).items() if n in track.params}
+        engine = (
+            method_params
+            if backend == "embedded"
+            else {n: v for n, v in method_catalog().get(track.method, {}).items() if n in track.params}
+        )
         base = {**engine, **{n: p.default for n, p in track.params.items() if p.default is not None}}
     stamp = time.strftime("%Y-%m-%d_%H%M%S", time.gmtime())
     model_name = _safe(os.path.splitext(os.path.basename(model["path"]))[0])
-    return RunPlan(run_id=f"{stamp}-t{track.id}-{model_name}", request=request, track=track, model=model,
-                   draft=draft, workload=workload, configs=sweep_configs(base, sweeps),
-                   threads=request.threads or default_threads(), backend=backend,
-                   llama_cpp_bin=cfg.llama_cpp_bin if backend == "binaries" else None,
-                   created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    return RunPlan(
+        run_id=f"{stamp}-t{track.id}-{model_name}",
+        request=request,
+        track=track,
+        model=model,
+        draft=draft,
+        workload=workload,
+        configs=sweep_configs(base, sweeps),
+        threads=request.threads or default_threads(),
+        backend=backend,
+        llama_cpp_bin=cfg.llama_cpp_bin if backend == "binaries" else None,
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )

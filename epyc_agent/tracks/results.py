@@ -45,8 +45,20 @@ def file_sha256(cfg: Config, path: str) -> str:
 def _model_info(cfg: Config, entry: dict[str, Any] | None) -> dict[str, Any] | None:
     if entry is None:
         return None
-    keep = ("path", "name", "arch", "size", "size_bytes", "file_type", "is_moe", "expert_count",
-            "expert_used_count", "ssm_or_hybrid", "vocab_hash", "params")
+    keep = (
+        "path",
+        "name",
+        "arch",
+        "size",
+        "size_bytes",
+        "file_type",
+        "is_moe",
+        "expert_count",
+        "expert_used_count",
+        "ssm_or_hybrid",
+        "vocab_hash",
+        "params",
+    )
     info = {k: entry[k] for k in keep if k in entry}
     info["sha256"] = entry.get("sha256") or file_sha256(cfg, entry["path"])
     return info
@@ -67,9 +79,12 @@ def task_name(plan: RunPlan) -> str:
 def log_start(cfg: Config, plan: RunPlan) -> None:
     """TASK_START before any generation, so an interrupted run is visible in the log."""
     with audit(cfg) as log:
-        log.task_start(task_name(plan), f"{plan.track.name} ({plan.track.method}) on "
-                       f"{os.path.basename(plan.model['path'])}, workload {plan.workload.name}, "
-                       f"{plan.request.reps} reps, {len(plan.configs)} config(s), backend {plan.backend}")
+        log.task_start(
+            task_name(plan),
+            f"{plan.track.name} ({plan.track.method}) on "
+            f"{os.path.basename(plan.model['path'])}, workload {plan.workload.name}, "
+            f"{plan.request.reps} reps, {len(plan.configs)} config(s), backend {plan.backend}",
+        )
 
 
 def log_failure(cfg: Config, plan: RunPlan, error: BaseException) -> None:
@@ -83,14 +98,27 @@ def config_json(cfg: Config, plan: RunPlan, result: RunResult) -> dict[str, Any]
     from importlib.metadata import version
 
     return {
-        "run_id": plan.run_id, "schema": 1, "created": plan.created, "started": result.started,
-        "ended": result.ended, "wall_s": result.wall_s, "epyc_agent": version("epyc-agent"),
+        "run_id": plan.run_id,
+        "schema": 1,
+        "created": plan.created,
+        "started": result.started,
+        "ended": result.ended,
+        "wall_s": result.wall_s,
+        "epyc_agent": version("epyc-agent"),
         "request": plan.request.as_dict(),
-        "track": {"id": plan.track.id, "name": plan.track.name, "method": plan.track.method,
-                  "status": plan.track.status},
-        "model": _model_info(cfg, plan.model), "draft": _model_info(cfg, plan.draft),
+        "track": {
+            "id": plan.track.id,
+            "name": plan.track.name,
+            "method": plan.track.method,
+            "status": plan.track.status,
+        },
+        "model": _model_info(cfg, plan.model),
+        "draft": _model_info(cfg, plan.draft),
         "backend": {**result.backend_info, "llama_cpp_bin": plan.llama_cpp_bin},
-        "host": result.host, "threads": plan.threads, "n_ctx": plan.request.n_ctx, "seed": plan.request.seed,
+        "host": result.host,
+        "threads": plan.threads,
+        "n_ctx": plan.request.n_ctx,
+        "seed": plan.request.seed,
         "configs": plan.configs,
         "workload": {**plan.workload.summary(), "prompt_ids": [p["id"] for p in plan.workload.prompts]},
     }
@@ -102,25 +130,58 @@ def summary_md(conf: dict[str, Any], summary: list[dict[str, Any]]) -> str:
 
     rows = []
     for s in summary:
-        rows.append([s["config"], fmt_spread(s["decode_tps"]), s["prefill_tps"], s["ttft_s"], s["peak_rss_mb"],
-                     s["acceptance_rate"] if s["acceptance_rate"] is not None else "-",
-                     s["mean_accepted_per_step"] if s["mean_accepted_per_step"] is not None else "-",
-                     f"{s['speedup']}x" if s["speedup"] is not None else "-",
-                     f"{s['identical_outputs']}/{s['prompts']}" if s["identical_outputs"] is not None else "-"])
-    div = [f"- {s['config']}: prompt {d['prompt_id']} diverges at token {d['index']} (baseline top-2 margin "
-           f"{d['margin']})" for s in summary for d in s["divergences"]]
+        rows.append(
+            [
+                s["config"],
+                fmt_spread(s["decode_tps"]),
+                s["prefill_tps"],
+                s["ttft_s"],
+                s["peak_rss_mb"],
+                s["acceptance_rate"] if s["acceptance_rate"] is not None else "-",
+                s["mean_accepted_per_step"] if s["mean_accepted_per_step"] is not None else "-",
+                f"{s['speedup']}x" if s["speedup"] is not None else "-",
+                f"{s['identical_outputs']}/{s['prompts']}" if s["identical_outputs"] is not None else "-",
+            ]
+        )
+    div = [
+        f"- {s['config']}: prompt {d['prompt_id']} diverges at token {d['index']} (baseline top-2 margin {d['margin']})"
+        for s in summary
+        for d in s["divergences"]
+    ]
     m = conf["model"]
-    return "\n".join([
-        f"# Run {conf['run_id']}", "",
-        f"Track {conf['track']['id']} ({conf['track']['name']}, method `{conf['track']['method']}`) on "
-        f"`{os.path.basename(m['path'])}` ({m.get('arch')}), workload {conf['workload']['name']} "
-        f"v{conf['workload']['version']} ({conf['workload']['prompts']} prompts), "
-        f"{summary[0]['reps']} reps + 1 warm-up, max_tokens {conf['request']['max_tokens']}, "
-        f"{conf['threads']} threads, backend {conf['backend']['backend']}.", "",
-        md_table(["config", "decode t/s median [min-max]", "prefill t/s", "TTFT s", "peak RSS MB",
-                  "acceptance", "accepted/step", "speedup", "identical"], rows), "",
-        "Output agreement with the baseline:", "", *(div or ["- every output identical to the baseline"]), "",
-        f"Rerun: `epyc-agent track rerun {conf['run_id']}`", ""])
+    return "\n".join(
+        [
+            f"# Run {conf['run_id']}",
+            "",
+            f"Track {conf['track']['id']} ({conf['track']['name']}, method `{conf['track']['method']}`) on "
+            f"`{os.path.basename(m['path'])}` ({m.get('arch')}), workload {conf['workload']['name']} "
+            f"v{conf['workload']['version']} ({conf['workload']['prompts']} prompts), "
+            f"{summary[0]['reps']} reps + 1 warm-up, max_tokens {conf['request']['max_tokens']}, "
+            f"{conf['threads']} threads, backend {conf['backend']['backend']}.",
+            "",
+            md_table(
+                [
+                    "config",
+                    "decode t/s median [min-max]",
+                    "prefill t/s",
+                    "TTFT s",
+                    "peak RSS MB",
+                    "acceptance",
+                    "accepted/step",
+                    "speedup",
+                    "identical",
+                ],
+                rows,
+            ),
+            "",
+            "Output agreement with the baseline:",
+            "",
+            *(div or ["- every output identical to the baseline"]),
+            "",
+            f"Rerun: `epyc-agent track rerun {conf['run_id']}`",
+            "",
+        ]
+    )
 
 
 def _unique_dir(base: str, run_id: str) -> tuple[str, str]:
@@ -163,18 +224,45 @@ def record(cfg: Config, plan: RunPlan, result: RunResult) -> str:
     run_dir = write_run(cfg, plan, result)
     methods = [s for s in result.summary if s["kind"] == "method"]
     best = max(methods, key=lambda s: s["decode_tps"]["median"] or 0) if methods else result.summary[0]
-    metrics = {"decode_tps": best["decode_tps"]["median"], "baseline_tps": result.summary[0]["decode_tps"]["median"],
-               "speedup": best["speedup"], "acceptance_rate": best["acceptance_rate"], "config": best["config"],
-               "track": plan.track.id, "workload": plan.workload.name}
+    metrics = {
+        "decode_tps": best["decode_tps"]["median"],
+        "baseline_tps": result.summary[0]["decode_tps"]["median"],
+        "speedup": best["speedup"],
+        "acceptance_rate": best["acceptance_rate"],
+        "config": best["config"],
+        "track": plan.track.id,
+        "workload": plan.workload.name,
+    }
     record_test(cfg, plan.model, plan.track.method, metrics, plan.run_id)
     report = generate_report(cfg)
     with audit(cfg) as log:
         for s in result.summary:
-            log.observe(f"track{plan.track.id}.{s['config']}.decode_tps", s["decode_tps"]["median"],
-                        data={"run_id": plan.run_id, "track": plan.track.id, "model": plan.model["path"],
-                              **{k: s[k] for k in ("config", "kind", "reps", "decode_tps", "prefill_tps", "ttft_s",
-                                                   "peak_rss_mb", "acceptance_rate", "mean_accepted_per_step",
-                                                   "speedup", "identical_outputs", "agree_frac")}})
+            log.observe(
+                f"track{plan.track.id}.{s['config']}.decode_tps",
+                s["decode_tps"]["median"],
+                data={
+                    "run_id": plan.run_id,
+                    "track": plan.track.id,
+                    "model": plan.model["path"],
+                    **{
+                        k: s[k]
+                        for k in (
+                            "config",
+                            "kind",
+                            "reps",
+                            "decode_tps",
+                            "prefill_tps",
+                            "ttft_s",
+                            "peak_rss_mb",
+                            "acceptance_rate",
+                            "mean_accepted_per_step",
+                            "speedup",
+                            "identical_outputs",
+                            "agree_frac",
+                        )
+                    },
+                },
+            )
         log.file_modify(report, "edit", f"research report regenerated after {plan.run_id}")
         log.task_end(task_name(plan), "success")
     return run_dir

@@ -49,9 +49,14 @@ def host_info() -> dict[str, Any]:
             cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
     except OSError:
         pass
-    return {"hostname": socket.gethostname(), "cpu": cpu, "cpu_count": os.cpu_count(),
-            "usable_cpus": len(os.sched_getaffinity(0)), "ram_gb": round(psutil.virtual_memory().total / 1e9, 1),
-            "os": platform.platform()}
+    return {
+        "hostname": socket.gethostname(),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "usable_cpus": len(os.sched_getaffinity(0)),
+        "ram_gb": round(psutil.virtual_memory().total / 1e9, 1),
+        "os": platform.platform(),
+    }
 
 
 def agreement(base: Record | None, rec: Record) -> dict[str, Any]:
@@ -66,8 +71,12 @@ def agreement(base: Record | None, rec: Record) -> dict[str, Any]:
         return {"identical": True, "first_divergence": None, "margin": None, "agree_frac": 1.0}
     margins = base.get("margins")
     margin = margins[i] if margins and i < len(margins) else None
-    return {"identical": False, "first_divergence": i, "margin": None if margin is None else round(margin, 4),
-            "agree_frac": round(i / max(len(a), 1), 4)}
+    return {
+        "identical": False,
+        "first_divergence": i,
+        "margin": None if margin is None else round(margin, 4),
+        "agree_frac": round(i / max(len(a), 1), 4),
+    }
 
 
 def _rep_rates(recs: list[Record]) -> tuple[float, float]:
@@ -106,23 +115,38 @@ def summarize(records: list[Record]) -> list[dict[str, Any]]:
         steps = sum(r.get("steps") or 0 for r in recs)
         first = [r for r in recs if r["rep"] == reps[0]]
         agree = [r["agreement"] for r in first if r.get("agreement", {}).get("identical") is not None]
-        out.append({
-            "config": label, "kind": recs[0]["kind"], "params": recs[0]["params"], "reps": len(reps),
-            "prompts": len(first),
-            "decode_tps": {"median": _r(median), "min": _r(min(dec)), "max": _r(max(dec)),
-                           "stdev": _r(statistics.stdev(dec)) if len(dec) > 1 else 0.0},
-            "prefill_tps": _r(statistics.median(p for _, p in rates)),
-            "ttft_s": _r(statistics.median(r["ttft_s"] for r in recs), 4),
-            "peak_rss_mb": _r(max(r["peak_rss_mb"] for r in recs), 1),
-            "acceptance_rate": _r(accepted / drafted, 4) if drafted else None,
-            "mean_accepted_per_step": _r(accepted / steps, 3) if drafted and steps else None,
-            "speedup": _r(median / base_median, 3) if base_median and recs[0]["kind"] != "baseline" else None,
-            "identical_outputs": sum(1 for a in agree if a["identical"]) if agree else None,
-            "agree_frac": _r(statistics.mean(a["agree_frac"] for a in agree), 4) if agree else None,
-            "divergences": [{"prompt_id": r["prompt_id"], "index": r["agreement"]["first_divergence"],
-                             "margin": r["agreement"]["margin"]}
-                            for r in first if r.get("agreement", {}).get("identical") is False],
-        })
+        out.append(
+            {
+                "config": label,
+                "kind": recs[0]["kind"],
+                "params": recs[0]["params"],
+                "reps": len(reps),
+                "prompts": len(first),
+                "decode_tps": {
+                    "median": _r(median),
+                    "min": _r(min(dec)),
+                    "max": _r(max(dec)),
+                    "stdev": _r(statistics.stdev(dec)) if len(dec) > 1 else 0.0,
+                },
+                "prefill_tps": _r(statistics.median(p for _, p in rates)),
+                "ttft_s": _r(statistics.median(r["ttft_s"] for r in recs), 4),
+                "peak_rss_mb": _r(max(r["peak_rss_mb"] for r in recs), 1),
+                "acceptance_rate": _r(accepted / drafted, 4) if drafted else None,
+                "mean_accepted_per_step": _r(accepted / steps, 3) if drafted and steps else None,
+                "speedup": _r(median / base_median, 3) if base_median and recs[0]["kind"] != "baseline" else None,
+                "identical_outputs": sum(1 for a in agree if a["identical"]) if agree else None,
+                "agree_frac": _r(statistics.mean(a["agree_frac"] for a in agree), 4) if agree else None,
+                "divergences": [
+                    {
+                        "prompt_id": r["prompt_id"],
+                        "index": r["agreement"]["first_divergence"],
+                        "margin": r["agreement"]["margin"],
+                    }
+                    for r in first
+                    if r.get("agreement", {}).get("identical") is False
+                ],
+            }
+        )
     return out
 
 
@@ -142,7 +166,12 @@ def execute(plan: RunPlan, progress: Progress | None = None) -> RunResult:
     for rec in records:  # token ids and margins served the comparison; the text stays
         rec.pop("tokens", None)
         rec.pop("margins", None)
-    return RunResult(records=records, summary=summarize(records), backend_info=backend.info(plan),
-                     host=host_info(), started=started,
-                     ended=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                     wall_s=round(time.perf_counter() - t0, 3))
+    return RunResult(
+        records=records,
+        summary=summarize(records),
+        backend_info=backend.info(plan),
+        host=host_info(),
+        started=started,
+        ended=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        wall_s=round(time.perf_counter() - t0, 3),
+    )

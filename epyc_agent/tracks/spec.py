@@ -39,8 +39,10 @@ class Param:
                 return text.lower() in ("1", "true", "yes")
             return PARAM_TYPES[self.type](text)
         except ValueError:
-            raise EpycAgentError(f"parameter {self.name}: {text!r} is not a {self.type}",
-                                 hint=f"e.g. --param {self.name}={self.sweep[0] if self.sweep else 1}") from None
+            raise EpycAgentError(
+                f"parameter {self.name}: {text!r} is not a {self.type}",
+                hint=f"e.g. --param {self.name}={self.sweep[0] if self.sweep else 1}",
+            ) from None
 
 
 @dataclass(frozen=True)
@@ -61,13 +63,28 @@ class Track:
     def as_dict(self, method_defaults: dict[str, Any] | None = None) -> dict[str, Any]:
         """JSON-able; a parameter without its own default shows the engine's (`method_defaults`)."""
         md = method_defaults or {}
-        return {"id": self.id, "name": self.name, "method": self.method, "status": self.status,
-                "summary": self.summary, "expected_gain": self.expected_gain, "speculative": self.speculative,
-                "needs_draft": self.needs_draft, "needs_moe": self.needs_moe, "binary": self.binary,
-                "params": {n: {"type": p.type, "default": md.get(n) if p.default is None else p.default,
-                               "sweep": p.sweep, "help": p.help}
-                           for n, p in self.params.items()},
-                "references": self.references}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "method": self.method,
+            "status": self.status,
+            "summary": self.summary,
+            "expected_gain": self.expected_gain,
+            "speculative": self.speculative,
+            "needs_draft": self.needs_draft,
+            "needs_moe": self.needs_moe,
+            "binary": self.binary,
+            "params": {
+                n: {
+                    "type": p.type,
+                    "default": md.get(n) if p.default is None else p.default,
+                    "sweep": p.sweep,
+                    "help": p.help,
+                }
+                for n, p in self.params.items()
+            },
+            "references": self.references,
+        }
 
 
 def _param(tid: int, name: str, raw: Any) -> Param:
@@ -105,12 +122,19 @@ def parse_tracks(data: Any, source: str = "tracks.yaml") -> dict[int, Track]:
         if not isinstance(params, dict):
             raise EpycAgentError(f"{source}: track {tid}: params must be a mapping")
         out[tid] = Track(
-            id=tid, name=str(raw["name"]), method=str(raw["method"]), status=raw["status"],
-            summary=str(raw["summary"]), expected_gain=str(raw["expected_gain"]),
-            speculative=bool(raw.get("speculative", False)), needs_draft=bool(raw.get("needs_draft", False)),
-            needs_moe=bool(raw.get("needs_moe", False)), binary=raw.get("binary"),
+            id=tid,
+            name=str(raw["name"]),
+            method=str(raw["method"]),
+            status=raw["status"],
+            summary=str(raw["summary"]),
+            expected_gain=str(raw["expected_gain"]),
+            speculative=bool(raw.get("speculative", False)),
+            needs_draft=bool(raw.get("needs_draft", False)),
+            needs_moe=bool(raw.get("needs_moe", False)),
+            binary=raw.get("binary"),
             params={n: _param(tid, n, p) for n, p in params.items()},
-            references=[str(r) for r in raw.get("references") or []])
+            references=[str(r) for r in raw.get("references") or []],
+        )
     return dict(sorted(out.items()))
 
 
@@ -123,8 +147,10 @@ def load_tracks(path: str | None = None) -> dict[int, Track]:
         with open(path, encoding="utf-8") as f:
             data = yaml.safe_load(f)
     except FileNotFoundError:
-        raise EpycAgentError(f"tracks file not found: {path}",
-                             hint=f"run from the checkout or set {RESEARCH_ENV} to its research/ folder") from None
+        raise EpycAgentError(
+            f"tracks file not found: {path}",
+            hint=f"run from the checkout or set {RESEARCH_ENV} to its research/ folder",
+        ) from None
     except yaml.YAMLError as e:
         raise EpycAgentError(f"{path}: invalid YAML: {e}") from None
     return parse_tracks(data, path)

@@ -36,8 +36,14 @@ class Workload:
         return Workload(self.name, self.version, self.description, self.prompts[:n], self.path)
 
     def summary(self) -> dict[str, Any]:
-        return {"name": self.name, "version": self.version, "description": self.description,
-                "prompts": len(self.prompts), "sha256": self.sha256, "path": self.path}
+        return {
+            "name": self.name,
+            "version": self.version,
+            "description": self.description,
+            "prompts": len(self.prompts),
+            "sha256": self.sha256,
+            "path": self.path,
+        }
 
 
 def workloads_dir() -> str:
@@ -68,8 +74,7 @@ def _expand(name: str, data: dict[str, Any]) -> list[dict[str, str]]:
         raise EpycAgentError(f"workload {name}: needs `prompts`, or `template` and `vars`")
     id_format = str(data.get("id_format", f"{name}-{{n:02d}}"))
     try:
-        return [{"id": id_format.format(n=n, **v), "text": template.format(**v)}
-                for n, v in enumerate(variables, 1)]
+        return [{"id": id_format.format(n=n, **v), "text": template.format(**v)} for n, v in enumerate(variables, 1)]
     except (KeyError, TypeError, ValueError) as e:
         raise EpycAgentError(f"workload {name}: template and vars do not match: {e}") from None
 
@@ -78,8 +83,11 @@ def load_workload(name_or_path: str) -> Workload:
     """A workload by name (`research/workloads/<name>.yaml`) or by file path."""
     import yaml
 
-    path = name_or_path if name_or_path.endswith((".yaml", ".yml")) else \
-        os.path.join(workloads_dir(), f"{name_or_path}.yaml")
+    path = (
+        name_or_path
+        if name_or_path.endswith((".yaml", ".yml"))
+        else os.path.join(workloads_dir(), f"{name_or_path}.yaml")
+    )
     try:
         with open(path, encoding="utf-8") as f:
             data = yaml.safe_load(f)
@@ -96,5 +104,6 @@ def load_workload(name_or_path: str) -> Workload:
     ids = [p["id"] for p in prompts]
     if len(set(ids)) != len(ids):
         raise EpycAgentError(f"{path}: prompt ids are not unique")
-    return Workload(str(data["name"]), data["version"], str(data.get("description", "")), prompts,
-                    os.path.abspath(path))
+    return Workload(
+        str(data["name"]), data["version"], str(data.get("description", "")), prompts, os.path.abspath(path)
+    )

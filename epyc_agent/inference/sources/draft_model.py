@@ -34,8 +34,10 @@ class DraftModelSource(DraftSource):
 
         reason = tokenizer_compat(llm, self.llm)
         if reason is not None:
-            raise EpycAgentError(f"draft model cannot draft for the target: {reason}",
-                                 hint="use a draft model with the same tokenizer (same model family)")
+            raise EpycAgentError(
+                f"draft model cannot draft for the target: {reason}",
+                hint="use a draft model with the same tokenizer (same model family)",
+            )
         if self.dec is None:
             from epyc_agent.inference.runtime import Decoder
 
@@ -75,7 +77,7 @@ class DraftModelSource(DraftSource):
         pending = self.context[held:]
         cap = self.dec.capacity
         for start in range(0, len(pending), cap):
-            chunk = pending[start:start + cap]
+            chunk = pending[start : start + cap]
             last = start + cap >= len(pending)
             self.dec.decode(chunk, logits_from=len(chunk) - 1 if last else len(chunk))
         self.tokens_decoded += len(pending) + k - 1

@@ -40,7 +40,7 @@ class PromptLookup(DraftSource):
             j = len(ctx)
             for n, table in index.items():
                 if j >= n:
-                    table[tuple(ctx[j - n:j])] = j
+                    table[tuple(ctx[j - n : j])] = j
             ctx.append(tok)
 
     def propose(self, k: int) -> Draft | None:
@@ -48,7 +48,7 @@ class PromptLookup(DraftSource):
         k = min(k, self.k)
         size = len(ctx)
         for n in range(min(self.ngram_max, size), self.ngram_min - 1, -1):
-            start = self.index[n].get(tuple(ctx[size - n:]))
+            start = self.index[n].get(tuple(ctx[size - n :]))
             if start is not None:
                 out: list[int] = []
                 for i in range(start, start + k):

@@ -105,9 +105,11 @@ class GlobalSuffixCache:
         added = False
         for rid, rec in (data.get("responses") or {}).items():
             if rid not in self.responses and isinstance(rec, dict) and isinstance(rec.get("tokens"), list):
-                self.responses[rid] = {"tokens": [int(t) for t in rec["tokens"]],
-                                       "lead": [int(t) for t in rec.get("lead") or ()],
-                                       "used": int(rec.get("used", 0))}
+                self.responses[rid] = {
+                    "tokens": [int(t) for t in rec["tokens"]],
+                    "lead": [int(t) for t in rec.get("lead") or ()],
+                    "used": int(rec.get("used", 0)),
+                }
                 added = True
         self.clock = max(self.clock, int(data.get("clock", 0)))
         if added:
@@ -147,14 +149,27 @@ class SuffixDecoding(DraftSource):
 
     name = "suffix"
 
-    def __init__(self, *, k: int = 16, max_depth: int = 32, max_spec_factor: float = 1.0,
-                 max_spec_offset: float = 0.0, min_token_prob: float = 0.1,
-                 max_cached_tokens: int = 100_000, use_global: bool = True, store_dir: str | None = None,
-                 adaptive: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        k: int = 16,
+        max_depth: int = 32,
+        max_spec_factor: float = 1.0,
+        max_spec_offset: float = 0.0,
+        min_token_prob: float = 0.1,
+        max_cached_tokens: int = 100_000,
+        use_global: bool = True,
+        store_dir: str | None = None,
+        adaptive: bool = True,
+    ) -> None:
         super().__init__(adaptive=adaptive)
         self.k = k
-        self.opts = {"max_depth": max_depth, "max_spec_factor": max_spec_factor,
-                     "max_spec_offset": max_spec_offset, "min_prob": min_token_prob}
+        self.opts = {
+            "max_depth": max_depth,
+            "max_spec_factor": max_spec_factor,
+            "max_spec_offset": max_spec_offset,
+            "min_prob": min_token_prob,
+        }
         self.max_cached_tokens = max_cached_tokens
         self.use_global = use_global
         self.store_dir = store_dir
@@ -183,7 +198,7 @@ class SuffixDecoding(DraftSource):
         super().begin(prompt)
         self.local = SuffixIndex()
         self.context = []
-        self.lead = list(prompt[-self.lead_tokens:])
+        self.lead = list(prompt[-self.lead_tokens :])
         self.extend(prompt)
 
     def extend(self, tokens: list[int]) -> None:
@@ -192,7 +207,7 @@ class SuffixDecoding(DraftSource):
 
     def propose(self, k: int) -> Draft | None:
         k = min(k, self.k)
-        tail = self.context[-self.opts["max_depth"]:]  # type: ignore[index]
+        tail = self.context[-self.opts["max_depth"] :]  # type: ignore[index]
         toks, probs, _ = self.local.speculate(tail, k=k, **self.opts)
         self._last_global = None
         if self.global_cache is not None:

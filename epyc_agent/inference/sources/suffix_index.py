@@ -36,11 +36,11 @@ class SuffixIndex:
         need = self.n + len(tokens) + 1  # always keep one trailing SEP: arr[n] == SEP
         if need > len(self.arr):
             grown = np.full(max(need, 2 * len(self.arr)), SEP, dtype=np.int32)
-            grown[:self.n] = self.arr[:self.n]
+            grown[: self.n] = self.arr[: self.n]
             self.arr = grown
         pos = self.positions
         start = self.n
-        self.arr[start:start + len(tokens)] = tokens
+        self.arr[start : start + len(tokens)] = tokens
         for i, tok in enumerate(tokens, start):
             if tok >= 0:
                 lst = pos.get(tok)
@@ -61,7 +61,7 @@ class SuffixIndex:
             if cached is None:
                 cached = np.array(lst, dtype=np.int64)
             else:
-                cached = np.concatenate([cached, np.array(lst[len(cached):], dtype=np.int64)])
+                cached = np.concatenate([cached, np.array(lst[len(cached) :], dtype=np.int64)])
             self._cache[tok] = cached
         return cached
 
@@ -137,9 +137,18 @@ class SuffixIndex:
             cur = cur[nxt == tok] + 1
         return out, probs, cur - 1
 
-    def speculate(self, context: list[int], *, k: int, max_depth: int, max_spec_factor: float,
-                  max_spec_offset: float, min_prob: float, max_candidates: int = 4096,
-                  max_levels: int = 4) -> tuple[list[int], list[float], Any]:
+    def speculate(
+        self,
+        context: list[int],
+        *,
+        k: int,
+        max_depth: int,
+        max_spec_factor: float,
+        max_spec_offset: float,
+        min_prob: float,
+        max_candidates: int = 4096,
+        max_levels: int = 4,
+    ) -> tuple[list[int], list[float], Any]:
         """The best-scoring draft over the matched depths (longer matches earn longer drafts)."""
         best: tuple[list[int], list[float], Any] = ([], [], None)
         for p, occ in self.match(context, max_depth, max_candidates)[:max_levels]:

@@ -10,8 +10,20 @@ from typing import Any
 Tick = Callable[[str], None]
 Record = dict[str, Any]
 
-GEN_FIELDS = ("n_prompt", "n_generated", "ttft_s", "prefill_tps", "decode_tps", "wall_s", "peak_rss_mb",
-              "steps", "drafted", "accepted", "acceptance_rate", "mean_accepted_per_step")
+GEN_FIELDS = (
+    "n_prompt",
+    "n_generated",
+    "ttft_s",
+    "prefill_tps",
+    "decode_tps",
+    "wall_s",
+    "peak_rss_mb",
+    "steps",
+    "drafted",
+    "accepted",
+    "acceptance_rate",
+    "mean_accepted_per_step",
+)
 
 
 def backend_for(name: str) -> Any:

@@ -93,12 +93,35 @@ def _opt(flags: frozenset[str], *names: str) -> str | None:
     return next((n for n in names if n in flags), None)
 
 
-def plain_argv(tool: str, model: str, prompt: str, n_predict: int, threads: int, n_ctx: int, seed: int,
-               kv_overrides: dict[str, int] | None = None) -> list[str]:
+def plain_argv(
+    tool: str,
+    model: str,
+    prompt: str,
+    n_predict: int,
+    threads: int,
+    n_ctx: int,
+    seed: int,
+    kv_overrides: dict[str, int] | None = None,
+) -> list[str]:
     """Greedy one-shot generation with llama-completion (or a classic llama-cli)."""
     flags = probe_flags(tool)
-    argv = [tool, "-m", model, "-p", prompt, "-n", str(n_predict), "-t", str(threads), "-c", str(n_ctx),
-            "--temp", "0", "--seed", str(seed)]
+    argv = [
+        tool,
+        "-m",
+        model,
+        "-p",
+        prompt,
+        "-n",
+        str(n_predict),
+        "-t",
+        str(threads),
+        "-c",
+        str(n_ctx),
+        "--temp",
+        "0",
+        "--seed",
+        str(seed),
+    ]
     for extra in ("-no-cnv", "--no-escape", "--no-warmup"):
         if extra in flags:
             argv.append(extra)
@@ -111,12 +134,37 @@ def plain_argv(tool: str, model: str, prompt: str, n_predict: int, threads: int,
     return argv
 
 
-def method_argv(tool: str, method: str, model: str, draft: str | None, prompt: str, n_predict: int,
-                threads: int, n_ctx: int, seed: int, params: dict[str, Any]) -> list[str]:
+def method_argv(
+    tool: str,
+    method: str,
+    model: str,
+    draft: str | None,
+    prompt: str,
+    n_predict: int,
+    threads: int,
+    n_ctx: int,
+    seed: int,
+    params: dict[str, Any],
+) -> list[str]:
     """llama-speculative (target + draft) or llama-lookup, greedy, with the track's draft length."""
     flags = probe_flags(tool)
-    argv = [tool, "-m", model, "-p", prompt, "-n", str(n_predict), "-t", str(threads), "-c", str(n_ctx),
-            "--temp", "0", "--seed", str(seed)]
+    argv = [
+        tool,
+        "-m",
+        model,
+        "-p",
+        prompt,
+        "-n",
+        str(n_predict),
+        "-t",
+        str(threads),
+        "-c",
+        str(n_ctx),
+        "--temp",
+        "0",
+        "--seed",
+        str(seed),
+    ]
     if draft:
         argv += [_opt(flags, "--spec-draft-model", "-md", "--model-draft") or "-md", draft]
     k = params.get(DRAFT_FLAG_PARAMS.get(method, ""))
@@ -131,8 +179,7 @@ def method_argv(tool: str, method: str, model: str, draft: str | None, prompt: s
 
 
 def bench_argv(tool: str, model: str, threads: int, reps: int, n_prompt: int = 512, n_gen: int = 128) -> list[str]:
-    return [tool, "-m", model, "-t", str(threads), "-p", str(n_prompt), "-n", str(n_gen), "-r", str(reps),
-            "-o", "json"]
+    return [tool, "-m", model, "-t", str(threads), "-p", str(n_prompt), "-n", str(n_gen), "-r", str(reps), "-o", "json"]
 
 
 def parse_perf(text: str) -> dict[str, Any]:
@@ -166,9 +213,17 @@ def parse_bench_json(text: str) -> list[dict[str, Any]]:
         rows = json.loads(text[start:]) if start >= 0 else []
     except ValueError:
         raise EpycAgentError("llama-bench printed no JSON result", hint="run it by hand to see why") from None
-    return [{"test": f"pp{r['n_prompt']}" if r.get("n_gen", 0) == 0 else f"tg{r['n_gen']}",
-             "n_prompt": r.get("n_prompt"), "n_gen": r.get("n_gen"), "avg_ts": r.get("avg_ts"),
-             "stddev_ts": r.get("stddev_ts"), "n_threads": r.get("n_threads")} for r in rows]
+    return [
+        {
+            "test": f"pp{r['n_prompt']}" if r.get("n_gen", 0) == 0 else f"tg{r['n_gen']}",
+            "n_prompt": r.get("n_prompt"),
+            "n_gen": r.get("n_gen"),
+            "avg_ts": r.get("avg_ts"),
+            "stddev_ts": r.get("stddev_ts"),
+            "n_threads": r.get("n_threads"),
+        }
+        for r in rows
+    ]
 
 
 def run_tool(argv: list[str]) -> tuple[str, str, float, float]:
@@ -200,46 +255,77 @@ def _measured(argv: list[str], parse: Any, attempts: int = 5) -> tuple[str, floa
         figures = parse(stdout + "\n" + stderr)
         if "decode_tps" in figures:
             return stdout, wall, rss, figures
-    raise EpycAgentError(f"{os.path.basename(argv[0])}: no t/s figures in its output ({attempts} runs)",
-                         hint="the build's report format may have changed; run the command by hand")
+    raise EpycAgentError(
+        f"{os.path.basename(argv[0])}: no t/s figures in its output ({attempts} runs)",
+        hint="the build's report format may have changed; run the command by hand",
+    )
 
 
 def _generated_text(stdout: str, prompt: str) -> str:
     """What the tool printed after echoing the prompt (its perf report goes to stderr)."""
     i = stdout.find(prompt)
-    return (stdout[i + len(prompt):] if i >= 0 else stdout).rstrip("\n")
+    return (stdout[i + len(prompt) :] if i >= 0 else stdout).rstrip("\n")
 
 
-def _record(cfg: dict[str, Any], kind: str, pid: str, rep: int, figures: dict[str, Any], text: str,
-            wall: float, rss: float) -> Record:
+def _record(
+    cfg: dict[str, Any], kind: str, pid: str, rep: int, figures: dict[str, Any], text: str, wall: float, rss: float
+) -> Record:
     n_gen = figures.get("n_generated", figures.get("n_eval", 0) + 1 if "n_eval" in figures else 0)
     drafted, accepted = figures.get("n_drafted"), figures.get("n_accept")
     prompt_s = figures.get("encode_s", figures.get("prompt_ms", 0.0) / 1000.0)
-    return {"config": cfg["label"], "kind": kind, "params": cfg["params"], "prompt_id": pid, "rep": rep,
-            "n_prompt": figures.get("n_prompt", 0), "n_generated": n_gen, "ttft_s": prompt_s or None,
-            "prefill_tps": figures.get("prefill_tps", 0.0), "decode_tps": figures.get("decode_tps", 0.0),
-            "wall_s": round(wall, 4), "peak_rss_mb": round(rss, 1), "rss_mb": None, "steps": None,
-            "drafted": drafted or 0, "accepted": accepted or 0,
-            "acceptance_rate": accepted / drafted if drafted else None, "mean_accepted_per_step": None,
-            "accepted_by_source": {}, "text": text, "tokens": list(text), "margins": None}
+    return {
+        "config": cfg["label"],
+        "kind": kind,
+        "params": cfg["params"],
+        "prompt_id": pid,
+        "rep": rep,
+        "n_prompt": figures.get("n_prompt", 0),
+        "n_generated": n_gen,
+        "ttft_s": prompt_s or None,
+        "prefill_tps": figures.get("prefill_tps", 0.0),
+        "decode_tps": figures.get("decode_tps", 0.0),
+        "wall_s": round(wall, 4),
+        "peak_rss_mb": round(rss, 1),
+        "rss_mb": None,
+        "steps": None,
+        "drafted": drafted or 0,
+        "accepted": accepted or 0,
+        "acceptance_rate": accepted / drafted if drafted else None,
+        "mean_accepted_per_step": None,
+        "accepted_by_source": {},
+        "text": text,
+        "tokens": list(text),
+        "margins": None,
+    }
 
 
 def info(plan: RunPlan) -> dict[str, Any]:
     """The tools used and their reported version; a llama-bench figure of the target model."""
     bin_dir = plan.llama_cpp_bin or ""
-    tools = {name: p for name in (*PLAIN_TOOLS, *METHOD_TOOLS.values(), "llama-bench")
-             if os.path.isfile(p := os.path.join(bin_dir, name))}
+    tools = {
+        name: p
+        for name in (*PLAIN_TOOLS, *METHOD_TOOLS.values(), "llama-bench")
+        if os.path.isfile(p := os.path.join(bin_dir, name))
+    }
     version = ""
     if tools:
         try:
-            p = subprocess.run([next(iter(tools.values())), "--version"], capture_output=True, text=True,
-                               timeout=30, env=tool_env())
+            p = subprocess.run(
+                [next(iter(tools.values())), "--version"], capture_output=True, text=True, timeout=30, env=tool_env()
+            )
             version = (p.stdout + p.stderr).strip().splitlines()[0] if (p.stdout + p.stderr).strip() else ""
         except (OSError, subprocess.TimeoutExpired):
             pass
-    return {"backend": "binaries", "llama_cpp_bin": bin_dir, "tools": tools, "llama_cpp_version": version,
-            "numactl": shutil.which("numactl"), "omp_num_threads": 1,
-            "llama_cpp_system_info": "", "bench": bench(plan) if "llama-bench" in tools else None}
+    return {
+        "backend": "binaries",
+        "llama_cpp_bin": bin_dir,
+        "tools": tools,
+        "llama_cpp_version": version,
+        "numactl": shutil.which("numactl"),
+        "omp_num_threads": 1,
+        "llama_cpp_system_info": "",
+        "bench": bench(plan) if "llama-bench" in tools else None,
+    }
 
 
 def bench(plan: RunPlan) -> list[dict[str, Any]]:
@@ -269,20 +355,44 @@ def generations(plan: RunPlan, tick: Tick) -> Iterator[Record]:
                 yield _record(cfg, kind, p["id"], rep, figures, _generated_text(stdout, p["text"]), wall, rss)
 
     base_cfg = {"label": "baseline", "params": {}}
-    yield from run_cfg(base_cfg, "baseline", lambda text: plain_argv(
-        plain, model, text, req.max_tokens, plan.threads, req.n_ctx, req.seed), parse_perf)
+    yield from run_cfg(
+        base_cfg,
+        "baseline",
+        lambda text: plain_argv(plain, model, text, req.max_tokens, plan.threads, req.n_ctx, req.seed),
+        parse_perf,
+    )
     for cfg in plan.configs:
         if plan.track.method == MOE_METHOD:
             key = f"{plan.model['arch']}.expert_used_count"
             over = {key: int(cfg["params"]["expert_used_count"])}
-            yield from run_cfg(cfg, "method", lambda text, over=over: plain_argv(
-                plain, model, text, req.max_tokens, plan.threads, req.n_ctx, req.seed, over), parse_perf)
+            yield from run_cfg(
+                cfg,
+                "method",
+                lambda text, over=over: plain_argv(
+                    plain, model, text, req.max_tokens, plan.threads, req.n_ctx, req.seed, over
+                ),
+                parse_perf,
+            )
             continue
         tool_name = METHOD_TOOLS.get(plan.track.method)
         if tool_name is None:
             raise EpycAgentError(f"no llama.cpp tool runs method {plan.track.method}")
         tool = find_tool(bin_dir, tool_name)
         draft = plan.draft["path"] if plan.draft else None
-        yield from run_cfg(cfg, "method", lambda text, cfg=cfg, tool=tool, draft=draft: method_argv(
-            tool, plan.track.method, model, draft, text, req.max_tokens, plan.threads, req.n_ctx, req.seed,
-            cfg["params"]), parse_spec)
+        yield from run_cfg(
+            cfg,
+            "method",
+            lambda text, cfg=cfg, tool=tool, draft=draft: method_argv(
+                tool,
+                plan.track.method,
+                model,
+                draft,
+                text,
+                req.max_tokens,
+                plan.threads,
+                req.n_ctx,
+                req.seed,
+                cfg["params"],
+            ),
+            parse_spec,
+        )

@@ -22,15 +22,26 @@ def info(plan: RunPlan) -> dict[str, Any]:
 
     from ...inference.model import system_info
 
-    return {"backend": "embedded", "llama_cpp_python": version("llama-cpp-python"),
-            "llama_cpp_system_info": system_info(), "python": platform.python_version(), "n_batch": N_BATCH}
+    return {
+        "backend": "embedded",
+        "llama_cpp_python": version("llama-cpp-python"),
+        "llama_cpp_system_info": system_info(),
+        "python": platform.python_version(),
+        "n_batch": N_BATCH,
+    }
 
 
 def _load(plan: RunPlan, path: str, kv_overrides: dict[str, Any] | None = None) -> Any:
     from ...inference.model import load_model
 
-    return load_model(path, n_ctx=plan.request.n_ctx, n_threads=plan.threads, n_batch=N_BATCH,
-                      kv_overrides=kv_overrides, seed=plan.request.seed)
+    return load_model(
+        path,
+        n_ctx=plan.request.n_ctx,
+        n_threads=plan.threads,
+        n_batch=N_BATCH,
+        kv_overrides=kv_overrides,
+        seed=plan.request.seed,
+    )
 
 
 def _tokenize(plan: RunPlan, llm: Any) -> list[list[int]]:
@@ -40,8 +51,10 @@ def _tokenize(plan: RunPlan, llm: Any) -> list[list[int]]:
         toks = llm.tokenize(p["text"].encode("utf-8"), add_bos=True, special=False)
         need = len(toks) + plan.request.max_tokens + 32
         if need > plan.request.n_ctx:
-            raise EpycAgentError(f"prompt {p['id']} needs {need} context tokens > n_ctx {plan.request.n_ctx}",
-                                 hint="lower --max-tokens or use a smaller workload")
+            raise EpycAgentError(
+                f"prompt {p['id']} needs {need} context tokens > n_ctx {plan.request.n_ctx}",
+                hint="lower --max-tokens or use a smaller workload",
+            )
         out.append(toks)
     return out
 
@@ -49,8 +62,7 @@ def _tokenize(plan: RunPlan, llm: Any) -> list[list[int]]:
 def _record(plan: RunPlan, kind: str, cfg: dict[str, Any], prompt_id: str, rep: int, res: Any) -> Record:
     import psutil
 
-    rec: Record = {"config": cfg["label"], "kind": kind, "params": cfg["params"], "prompt_id": prompt_id,
-                   "rep": rep}
+    rec: Record = {"config": cfg["label"], "kind": kind, "params": cfg["params"], "prompt_id": prompt_id, "rep": rep}
     rec.update({k: getattr(res, k) for k in GEN_FIELDS})
     rec["rss_mb"] = round(psutil.Process().memory_info().rss / 2**20, 1)
     rec["accepted_by_source"] = dict(res.accepted_by_source)
@@ -60,8 +72,9 @@ def _record(plan: RunPlan, kind: str, cfg: dict[str, Any], prompt_id: str, rep: 
     return rec
 
 
-def _reps(plan: RunPlan, kind: str, cfg: dict[str, Any], prompts: list[list[int]], gen: Any,
-          tick: Tick, new_rep: Any = None) -> Iterator[Record]:
+def _reps(
+    plan: RunPlan, kind: str, cfg: dict[str, Any], prompts: list[list[int]], gen: Any, tick: Tick, new_rep: Any = None
+) -> Iterator[Record]:
     """One warm-up generation, then every prompt `reps` times; margins recorded on the baseline's rep 0.
     `new_rep()` runs before the warm-up and each rep (fresh drafting state for every rep)."""
     for rep in range(-1, plan.request.reps):
@@ -118,8 +131,9 @@ def _speculative(plan: RunPlan, llm: Any, prompts: list[list[int]], tick: Tick) 
 
         select = str(cfg["params"].get("select", "first"))
 
-        def spec(toks: list[int], _margins: bool, state: dict[str, Any] = state, k: int = k,
-                 select: str = select) -> Any:
+        def spec(
+            toks: list[int], _margins: bool, state: dict[str, Any] = state, k: int = k, select: str = select
+        ) -> Any:
             return generate_speculative(llm, toks, max_tokens, state["sources"], max_draft=k, select=select)
 
         yield from _reps(plan, "method", cfg, prompts, spec, tick, new_rep)
