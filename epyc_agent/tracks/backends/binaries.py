@@ -93,6 +93,12 @@ def _opt(flags: frozenset[str], *names: str) -> str | None:
     return next((n for n in names if n in flags), None)
 
 
+def _greedy_argv(tool: str, model: str, prompt: str, n_predict: int, threads: int, n_ctx: int, seed: int) -> list[str]:
+    """The options every greedy one-shot tool run shares."""
+    return [tool, "-m", model, "-p", prompt, "-n", str(n_predict), "-t", str(threads), "-c", str(n_ctx),
+            "--temp", "0", "--seed", str(seed)]  # fmt: skip
+
+
 def plain_argv(
     tool: str,
     model: str,
@@ -105,23 +111,7 @@ def plain_argv(
 ) -> list[str]:
     """Greedy one-shot generation with llama-completion (or a classic llama-cli)."""
     flags = probe_flags(tool)
-    argv = [
-        tool,
-        "-m",
-        model,
-        "-p",
-        prompt,
-        "-n",
-        str(n_predict),
-        "-t",
-        str(threads),
-        "-c",
-        str(n_ctx),
-        "--temp",
-        "0",
-        "--seed",
-        str(seed),
-    ]
+    argv = _greedy_argv(tool, model, prompt, n_predict, threads, n_ctx, seed)
     for extra in ("-no-cnv", "--no-escape", "--no-warmup"):
         if extra in flags:
             argv.append(extra)
@@ -148,23 +138,7 @@ def method_argv(
 ) -> list[str]:
     """llama-speculative (target + draft) or llama-lookup, greedy, with the track's draft length."""
     flags = probe_flags(tool)
-    argv = [
-        tool,
-        "-m",
-        model,
-        "-p",
-        prompt,
-        "-n",
-        str(n_predict),
-        "-t",
-        str(threads),
-        "-c",
-        str(n_ctx),
-        "--temp",
-        "0",
-        "--seed",
-        str(seed),
-    ]
+    argv = _greedy_argv(tool, model, prompt, n_predict, threads, n_ctx, seed)
     if draft:
         argv += [_opt(flags, "--spec-draft-model", "-md", "--model-draft") or "-md", draft]
     k = params.get(DRAFT_FLAG_PARAMS.get(method, ""))
