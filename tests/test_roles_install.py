@@ -21,6 +21,7 @@ def _front(path: Path) -> dict:
 def test_install_writes_claude_subagents(tmp_path: Path) -> None:
     """Each role becomes .claude/agents/<name>.md with name, description and Claude tool names."""
     proj = tmp_path / "proj"
+    proj.mkdir()
     r = run_cli("agents", "install", "--project", str(proj), "--json")
     assert r.returncode == 0, r.stderr
     assert sorted(x["status"] for x in json.loads(r.stdout)) == ["created"] * 6
@@ -62,6 +63,16 @@ def test_install_is_idempotent_and_leaves_user_files(tmp_path: Path, root: Path)
     assert mine.read_text() == "---\nname: my-helper\n---\nmine\n"
     events = [json.loads(x) for x in (root / "logs" / "agent_audit-main.log").read_text().splitlines()]
     assert len([e for e in events if e["cat"] == "FILE_MODIFY"]) == 6  # 5 created, then 1 forced update
+
+
+def test_missing_project_folder_is_refused(tmp_path: Path) -> None:
+    """A mistyped --project is one clear error, and no stray folder is created."""
+    r = run_cli("agents", "install", "--project", str(tmp_path / "typo"))
+    assert r.returncode == 2 and "does not exist" in r.stderr and r.stderr.count("\n") == 1
+    assert not (tmp_path / "typo").exists()
+    r2 = run_cli("hooks", "install", "--project", str(tmp_path / "typo"))
+    assert r2.returncode == 2 and "does not exist" in r2.stderr
+    assert not (tmp_path / "typo").exists()
 
 
 def test_install_defaults_to_claude_project_dir(tmp_path: Path) -> None:

@@ -127,15 +127,7 @@ def _resolve(t: _Tally, heads: dict[bytes, Head | None], q: Query) -> dict[str, 
             return None
         return h  # type: ignore[no-any-return]
 
-    out: dict[str, Any] = {
-        "counts": Counter(),
-        "first": {},
-        "last": {},
-        "failed": Counter(),
-        "notes": {},
-        "lo": None,
-        "hi": None,
-    }
+    out = _empty_census()
     for k, n in t.counts.items():
         h = head(k)
         if h is None:
@@ -156,18 +148,14 @@ def _resolve(t: _Tally, heads: dict[bytes, Head | None], q: Query) -> dict[str, 
     return out
 
 
+def _empty_census() -> dict[str, Any]:
+    return {"counts": Counter(), "first": {}, "last": {}, "failed": Counter(), "notes": {}, "lo": None, "hi": None}
+
+
 def census(log_dir: str, q: Query, stats: ReadStats) -> dict[str, Any]:
     """The census of every shard, merged."""
     parts = map_shards(_census_part, shard_files(log_dir), q, stats=stats)
-    out: dict[str, Any] = {
-        "counts": Counter(),
-        "first": {},
-        "last": {},
-        "failed": Counter(),
-        "notes": {},
-        "lo": None,
-        "hi": None,
-    }
+    out = _empty_census()
     for p in parts:
         out["counts"].update(p["counts"])
         out["failed"].update(p["failed"])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
 from ..roles import definitions
@@ -108,6 +106,7 @@ def agents_validate(ctx: click.Context, directory: str | None) -> int:
 def agents_install(ctx: click.Context, project: str | None, force: bool, directory: str | None, as_json: bool) -> int:
     """Write the roles as Claude Code subagents (<project>/.claude/agents/<name>.md), idempotently."""
     from ..errors import EpycAgentError
+    from ..fileio import project_dir
     from ..roles.install import install
 
     # schema problems make a subagent unusable: refuse; a stale command reference only warns
@@ -120,8 +119,7 @@ def agents_install(ctx: click.Context, project: str | None, force: bool, directo
     for role in roles:
         for p in definitions.reference_problems(role, command_checker(ctx)):
             click.echo(f"epyc-agent: warning: {p}", err=True)
-    project = project or os.environ.get("CLAUDE_PROJECT_DIR") or os.getcwd()
-    results = install(roles, project, force)
+    results = install(roles, project_dir(project), force)
     _log_install(ctx, results)
     if as_json:
         emit_json(results)

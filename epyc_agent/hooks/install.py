@@ -26,7 +26,7 @@ from typing import Any
 from ..config import Config
 from ..environment import env_vars
 from ..errors import ConfigError
-from ..fileio import write_json_atomic
+from ..fileio import project_dir, write_json_atomic
 
 EVENTS = (
     "SessionStart",
@@ -62,8 +62,7 @@ TIMEOUT_S = 30
 def settings_path(project: str | None = None, user: bool = False) -> str:
     if user:
         return os.path.join(os.path.expanduser("~"), ".claude", "settings.json")
-    base = project or os.environ.get("CLAUDE_PROJECT_DIR") or os.getcwd()
-    return os.path.join(os.path.abspath(base), ".claude", "settings.json")
+    return os.path.join(project_dir(project), ".claude", "settings.json")
 
 
 def hook_command() -> str:

@@ -33,6 +33,24 @@ def fmt_spread(d: dict[str, Any]) -> str:
     return f"{d['median']:.1f} [{d['min']:.1f}-{d['max']:.1f}]"
 
 
+METRIC_COLUMNS = ["decode t/s median [min-max]", "prefill t/s", "TTFT s", "peak RSS MB", "acceptance",
+                  "accepted/step", "speedup", "identical"]  # fmt: skip
+
+
+def metric_cells(s: dict[str, Any]) -> list[Any]:
+    """One configuration's figures, in METRIC_COLUMNS order (None renders as '-')."""
+    return [
+        fmt_spread(s["decode_tps"]),
+        s["prefill_tps"],
+        s["ttft_s"],
+        s["peak_rss_mb"],
+        s["acceptance_rate"],
+        s["mean_accepted_per_step"],
+        f"{s['speedup']}x" if s["speedup"] is not None else None,
+        f"{s['identical_outputs']}/{s['prompts']}" if s["identical_outputs"] is not None else None,
+    ]
+
+
 def load_runs(cfg: Config) -> list[dict[str, Any]]:
     """Every complete run folder (config.json + summary.json), oldest first; broken ones are skipped."""
     from .results import runs_dir
@@ -238,14 +256,7 @@ def render(runs: list[dict[str, Any]], has_chart: bool) -> str:
                     f"{c['workload']['name']} ({c['workload']['prompts']}p)",
                     s["config"],
                     s["reps"],
-                    fmt_spread(s["decode_tps"]),
-                    s["prefill_tps"],
-                    s["ttft_s"],
-                    s["peak_rss_mb"],
-                    s["acceptance_rate"],
-                    s["mean_accepted_per_step"],
-                    f"{s['speedup']}x" if s["speedup"] is not None else None,
-                    f"{s['identical_outputs']}/{s['prompts']}" if s["identical_outputs"] is not None else None,
+                    *metric_cells(s),
                     c["backend"]["backend"],
                 ]
             )
@@ -258,14 +269,7 @@ def render(runs: list[dict[str, Any]], has_chart: bool) -> str:
                 "workload",
                 "config",
                 "reps",
-                "decode t/s median [min-max]",
-                "prefill t/s",
-                "TTFT s",
-                "peak RSS MB",
-                "acceptance",
-                "accepted/step",
-                "speedup",
-                "identical",
+                *METRIC_COLUMNS,
                 "backend",
             ],
             arows,

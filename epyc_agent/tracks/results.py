@@ -126,23 +126,9 @@ def config_json(cfg: Config, plan: RunPlan, result: RunResult) -> dict[str, Any]
 
 def summary_md(conf: dict[str, Any], summary: list[dict[str, Any]]) -> str:
     """The run's own short report."""
-    from .report import fmt_spread, md_table
+    from .report import METRIC_COLUMNS, md_table, metric_cells
 
-    rows = []
-    for s in summary:
-        rows.append(
-            [
-                s["config"],
-                fmt_spread(s["decode_tps"]),
-                s["prefill_tps"],
-                s["ttft_s"],
-                s["peak_rss_mb"],
-                s["acceptance_rate"] if s["acceptance_rate"] is not None else "-",
-                s["mean_accepted_per_step"] if s["mean_accepted_per_step"] is not None else "-",
-                f"{s['speedup']}x" if s["speedup"] is not None else "-",
-                f"{s['identical_outputs']}/{s['prompts']}" if s["identical_outputs"] is not None else "-",
-            ]
-        )
+    rows = [[s["config"], *metric_cells(s)] for s in summary]
     div = [
         f"- {s['config']}: prompt {d['prompt_id']} diverges at token {d['index']} (baseline top-2 margin {d['margin']})"
         for s in summary
@@ -159,20 +145,7 @@ def summary_md(conf: dict[str, Any], summary: list[dict[str, Any]]) -> str:
             f"{summary[0]['reps']} reps + 1 warm-up, max_tokens {conf['request']['max_tokens']}, "
             f"{conf['threads']} threads, backend {conf['backend']['backend']}.",
             "",
-            md_table(
-                [
-                    "config",
-                    "decode t/s median [min-max]",
-                    "prefill t/s",
-                    "TTFT s",
-                    "peak RSS MB",
-                    "acceptance",
-                    "accepted/step",
-                    "speedup",
-                    "identical",
-                ],
-                rows,
-            ),
+            md_table(["config", *METRIC_COLUMNS], rows),
             "",
             "Output agreement with the baseline:",
             "",
