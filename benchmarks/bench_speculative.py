@@ -1,6 +1,7 @@
 """Speculative decoding engine vs the plain greedy run and llama-cpp-python's prompt lookup (issue #7).
 
-One run, reps interleaved across methods (the machine may be shared): copy/summarization,
+One run, reps interleaved across methods (the machine may be shared): copy (targets judged) and
+summarization (reported),
 >= 30 repeated agentic SQL requests, open-ended prompts, plus the measured batch-verification
 cost and the speedup ceiling it implies. gemma-3-270m Q4_K_M, 2 threads, greedy.
 Prints a table vs targets, writes benchmarks/results/speculative.json, exits 1 if a target is missed.
@@ -22,6 +23,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from epyc_agent.inference.cost import cost_of  # noqa: E402
 from epyc_agent.inference.generate import generate_plain  # noqa: E402
 from epyc_agent.inference.methods import make_sources  # noqa: E402
 from epyc_agent.inference.model import load_model, system_info  # noqa: E402
@@ -44,7 +46,7 @@ def verify_cost(llm: Any, reps: int) -> dict[int, float]:
     dec = Decoder(llm)
     ctx = llm.tokenize(b"The quick brown fox jumps over the lazy dog. " * 20)[:200]
     dec.prefill(ctx)
-    out: dict[int, list[float]] = {k: [] for k in (1, 2, 4, 8, 16)}
+    out: dict[int, list[float]] = {k: [] for k in (1, 2, 4, 8, 16, 32, 64)}
     for _ in range(max(5, reps * 3)):
         for k, times in out.items():
             t = time.perf_counter()
@@ -128,23 +130,27 @@ def main(argv: list[str]) -> int:
 
     if args.quick:
         args.tokens, args.sql_tokens = 48, 24
-    copy = tok("summarization", 1 if args.quick else None)
+    copy = tok("copy", 1 if args.quick else None)
+    summ = tok("summarization", 1 if args.quick else None)
     sql = tok("agentic_sql", 8 if args.quick else None)
     open_ = tok("open_ended", 1 if args.quick else None)
     warm = 2 if args.quick else 5
     print(f"# {system_info()[:90]}...", flush=True)
     print(
-        f"# copy {len(copy)} prompts x {args.tokens} tok, sql {len(sql)} requests x {args.sql_tokens} tok "
+        f"# copy {len(copy)} + summarization {len(summ)} prompts x {args.tokens} tok, "
+        f"sql {len(sql)} requests x {args.sql_tokens} tok "
         f"(first {warm} excluded), open {len(open_)} x {args.tokens} tok, {reps} reps",
         flush=True,
     )
 
-    raw: dict[str, dict[str, list[dict[str, Any]]]] = {"copy": {}, "sql": {}, "open": {}}
+    raw: dict[str, dict[str, list[dict[str, Any]]]] = {"copy": {}, "summ": {}, "sql": {}, "open": {}}
     for rep in range(reps):
         t_rep = time.perf_counter()
         for method in ("plain", *SPEC):
             res = run_prompts(llm, method, copy, args.tokens, None)
             raw["copy"].setdefault(method, []).append(summarize(res))
+            res = run_prompts(llm, method, summ, args.tokens, None)
+            raw["summ"].setdefault(method, []).append(summarize(res))
             store = tempfile.mkdtemp(prefix="suffix-", dir=tmp)  # an empty persistent cache per rep
             res = run_prompts(llm, method, sql, args.sql_tokens, store)
             raw["sql"].setdefault(method, []).append(summarize(res[warm:]))
@@ -169,6 +175,8 @@ def main(argv: list[str]) -> int:
     ceiling = max(k * cost[1] / cost[k] for k in cost)
     print("\nbatch verification cost (ms): " + ", ".join(f"k={k} {v:.1f}" for k, v in cost.items()))
     print(f"ceiling (every draft accepted, best k): {ceiling:.2f}x")
+    learnt = {n: round(ms, 1) for n, ms in cost_of(llm).curve().items()}
+    print(f"engine's learnt cost (ms by batch size): {learnt}")
     rows = []
     for w, ms in med.items():
         base = ms["plain"]["decode_tps"]
@@ -206,6 +214,7 @@ def main(argv: list[str]) -> int:
         "quick": args.quick,
         "verify_cost_ms": cost,
         "ceiling": ceiling,
+        "engine_cost_ms": learnt,
         "median": med,
         "raw": raw,
         "targets": [{"name": n, "value": v, "goal": g} for n, v, g in targets],

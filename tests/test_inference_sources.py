@@ -92,7 +92,9 @@ def test_suffix_speculate_fast_with_100k_tokens() -> None:
     assert cache.n_tokens == 100_000
     contexts = [rng.choice(templates)[: rng.randrange(10, 240)] for _ in range(100)]
     contexts += [rng.choices(vocab, weights, k=50) for _ in range(100)]
-    opts = {"k": 16, "max_depth": 32, "max_spec_factor": 1.0, "max_spec_offset": 0.0, "min_prob": 0.1}
+    d = resolve_params("suffix")  # the defaults the engine runs with
+    opts = {"k": d["suffix_k"], "max_depth": d["max_depth"], "max_spec_factor": d["max_spec_factor"]}
+    opts |= {"max_spec_offset": d["max_spec_offset"], "min_prob": d["min_token_prob"]}
     times = []
     for ctx in contexts:
         t = time.perf_counter()
@@ -148,17 +150,52 @@ def test_suffix_source_local_then_global() -> None:
 
 
 def test_draft_length_follows_acceptance() -> None:
-    """The engine drafts long for a source that keeps hitting and one token for one that misses."""
-    from epyc_agent.inference.speculative import best_length, relative_cost
+    """The engine drafts long for a source that keeps hitting, and not at all for one that misses."""
+    from epyc_agent.inference.cost import prior_cost
+    from epyc_agent.inference.speculative import best_length
 
-    assert relative_cost(1) == 1.0 and relative_cost(16) == pytest.approx(2.52)
-    assert best_length(0.0, 16) == 1
+    assert prior_cost(1) == 1.0 and prior_cost(16) == pytest.approx(2.52)
+    assert best_length(0.0, 16) == 0
     assert best_length(0.5, 16) <= 4
     assert best_length(0.97, 16) >= 12
-    assert [best_length(q, 16) for q in (0.2, 0.5, 0.8, 0.9, 0.97)] == sorted(
-        best_length(q, 16) for q in (0.2, 0.5, 0.8, 0.9, 0.97)
-    )
+    lengths = [best_length(q, 16) for q in (0.2, 0.5, 0.8, 0.9, 0.97)]
+    assert lengths == sorted(lengths)
     assert best_length(0.99, 3) == 3
+    # a source's own probabilities replace q
+    assert best_length(0.0, 8, [1.0] * 8) == 8 and best_length(0.99, 8, [0.05] * 8) == 0
+
+
+def test_verify_cost_learns_the_machine() -> None:
+    """Measured pass times replace the reference curve; a line through them prices unseen sizes."""
+    from epyc_agent.inference.cost import VerifyCost
+    from epyc_agent.inference.speculative import best_length
+
+    cost = VerifyCost()
+    assert cost.relative(16) == pytest.approx(2.52)  # nothing measured: the reference curve
+    cheap = best_length(0.95, 64, cost=cost)
+    for n, ms in ((1, 16.0), (2, 32.0), (4, 44.0), (8, 64.0), (16, 101.0)):
+        cost.record(n, ms)
+    assert cost.relative(16) == pytest.approx(101.0 / 16.0, rel=0.1)
+    assert cost.relative(32) == pytest.approx(cost.relative(16) + 16 * (101 - 64) / 8 / 16, rel=0.15)  # the line
+    assert best_length(0.95, 64, cost=cost) < cheap  # an expensive batch earns a shorter draft
+    assert best_length(0.6, 64, cost=cost) == 0  # doubtful tokens are not worth a 2x pass
+    cost.record(16, 400.0)  # one disturbed pass moves the estimate a little, not all the way
+    assert cost.ms[16] < 140.0
+
+
+def test_prompt_lookup_confidence_grows_with_the_match() -> None:
+    """A long copied span earns long drafts, a two-token coincidence a cautious one."""
+    from epyc_agent.inference.sources.prompt_lookup import continuation_probs
+
+    short, long_ = continuation_probs(2, 16), continuation_probs(100, 16)
+    assert short[0] < 0.8 and long_[15] > 0.85
+    assert all(a >= b for a, b in zip(short, short[1:], strict=False))
+    pl = PromptLookup(k=8, ngram_max=4, ngram_min=2)
+    text = [5, 6, 7, 8, 9, 10, 11, 12, 13, 14]
+    pl.begin([*text, 1, *text[:6]])  # the copy of `text` has run for 6 tokens
+    d = pl.propose(8)
+    assert d is not None and d.tokens[:4] == [11, 12, 13, 14]
+    assert d.probs == continuation_probs(6, 8)
 
 
 def test_backoff_pauses_and_recovers() -> None:

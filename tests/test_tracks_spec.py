@@ -92,17 +92,19 @@ def test_invalid_tracks_are_named(raw: dict, message: str) -> None:
 
 
 def test_workloads_are_small_versioned_prompt_sets() -> None:
-    """Four workloads, ids unique, >= 30 templated agentic requests, copy prompts holding what the answer copies."""
-    assert list_workloads() == ["agentic_sql", "code_editing", "open_ended", "summarization"]
+    """Five workloads, ids unique, >= 30 templated agentic requests, copy prompts holding what the answer copies."""
+    assert list_workloads() == ["agentic_sql", "code_editing", "copy", "open_ended", "summarization"]
     for name in list_workloads():
         wl = load_workload(name)
         assert wl.version >= 1 and len({p["id"] for p in wl.prompts}) == len(wl.prompts)
     sql = load_workload("agentic_sql")
     assert len(sql.prompts) >= 30 and sql.prompts[0]["id"] == "sql-01"
     assert all(p["text"].startswith("You are a database agent.") for p in sql.prompts)
-    for p in load_workload("summarization").prompts:
+    for p in [*load_workload("summarization").prompts, *load_workload("copy").prompts]:
         last = p["text"].rstrip("\n").splitlines()[-1].strip()
         assert p["text"].count(last[-30:]) >= 2, p["id"]  # the answer's start is already in the passage
+    for p in load_workload("copy").prompts:  # long enough that 256 answer tokens can all be copied
+        assert len(p["text"]) >= 1000, p["id"]
 
 
 def test_workload_hash_follows_the_prompts(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ def test_suffix_decoding_counters(tmp_path: Path) -> None:
     model = write_tiny_moe(tmp_path / "tiny.gguf")
     out = _run("6", "-m", str(model), "-w", "agentic_sql", "--prompts", "4", "--reps", "2", "--max-tokens", "24")
     base, method = out["summary"]
-    assert method["params"]["suffix_k"] == 16 and method["reps"] == 2 and method["prompts"] == 4
+    assert method["params"]["suffix_k"] == 64 and method["reps"] == 2 and method["prompts"] == 4
     assert method["acceptance_rate"] is None or 0.0 <= method["acceptance_rate"] <= 1.0
     recs = [json.loads(x) for x in (Path(out["run_dir"]) / "output.jsonl").read_text().splitlines()]
     assert len(recs) == 2 * 4 * 2 and {r["rep"] for r in recs} == {0, 1}

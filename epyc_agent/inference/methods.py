@@ -7,10 +7,10 @@ from typing import Any
 from epyc_agent.errors import EpycAgentError
 from epyc_agent.inference.sources.base import DraftSource
 
-_PL = {"pl_k": 16, "ngram_max": 4, "ngram_min": 2}
+_PL = {"pl_k": 64, "ngram_max": 12, "ngram_min": 2}
 _SUFFIX = {
-    "suffix_k": 16,
-    "max_depth": 32,
+    "suffix_k": 64,
+    "max_depth": 64,
     "max_spec_factor": 1.0,
     "max_spec_offset": 0.0,
     "min_token_prob": 0.1,

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from epyc_agent.inference.cost import VerifyCost, cost_of, prior_cost
 from epyc_agent.inference.generate import build_result
 from epyc_agent.inference.result import GenerationResult
 from epyc_agent.inference.runtime import Decoder
@@ -22,31 +23,26 @@ from epyc_agent.inference.sources.stack import Stack
 if TYPE_CHECKING:
     import llama_cpp
 
-# Cost of verifying n tokens in one pass relative to one token (gemma-3-270m, 2 threads, measured:
-# 14.5, 16.7, 19.0, 26.3, 36.6 ms for n = 1, 2, 4, 8, 16). Batches are cheap per token but not free.
-_COST_POINTS = ((1, 1.0), (2, 1.15), (4, 1.31), (8, 1.81), (16, 2.52), (64, 8.0))
 
+def best_length(q: float, available: int, probs: list[float] | None = None, cost: VerifyCost | None = None) -> int:
+    """Draft length d maximising expected tokens per pass, (1 + P1 + ... + Pd) / cost(d + 1); 0 = no draft.
 
-def relative_cost(n: int) -> float:
-    for (a, ca), (b, cb) in zip(_COST_POINTS, _COST_POINTS[1:], strict=False):
-        if n <= b:
-            return ca + (cb - ca) * (n - a) / (b - a)
-    return _COST_POINTS[-1][1] * n / _COST_POINTS[-1][0]
-
-
-def best_length(q: float, available: int, probs: list[float] | None = None) -> int:
-    """Draft length d (>= 1) maximising expected tokens per pass, (1 + P1 + ... + Pd) / cost(d + 1).
-
-    Pj, the chance the first j draft tokens are all right, is q^j with q the source's recent
-    per-token acceptance (a source that keeps hitting drafts long, one that misses drafts short),
-    capped by the source's own path probabilities when it has them (suffix counts).
+    Pj, the chance that the first j draft tokens are all right, is the source's own estimate when it
+    has one (prompt lookup: from the match length; suffix: from counts), else q^j with q the
+    source's recent per-token acceptance. `cost` is the batch cost measured on this model (the
+    reference curve without it). Where a pass of two tokens costs almost two of one, a doubtful
+    single-token draft loses time, so no draft (d = 0) is an answer too.
     """
-    best_d, best_v = 1, 0.0
+    rel = cost.relative if cost is not None else prior_cost
+    best_d, best_v = 0, 1.0
     emitted, term = 1.0, 1.0
     for d in range(1, available + 1):
-        term *= q
-        emitted += min(term, probs[d - 1]) if probs is not None else term
-        v = emitted / relative_cost(d + 1)
+        if probs is not None:
+            emitted += probs[d - 1]
+        else:
+            term *= q
+            emitted += term
+        v = emitted / rel(d + 1)
         if v > best_v:
             best_d, best_v = d, v
     return best_d
@@ -64,13 +60,14 @@ def generate_speculative(
     *,
     stop_at_eos: bool = True,
     record_margins: bool = False,
-    max_draft: int = 16,
+    max_draft: int = 64,
     select: str = "first",
     trace: TraceHook | None = None,
 ) -> GenerationResult:
     """Generate greedily with drafts from `sources` (several are stacked in order, see `Stack`).
 
-    `max_draft` caps tokens verified per step (the batch-verification cost grows with it). `trace`
+    `max_draft` caps tokens verified per step; below it the draft length is chosen from the
+    source's recent acceptance and the batch cost measured on this model (see `cost`). `trace`
     is a debug hook called for every emitted token with the logits row it was chosen from, so a
     test can check the argmax invariant directly; it slows generation, use only in tests.
     """
@@ -84,6 +81,7 @@ def generate_speculative(
     by_source = {s.name: 0 for s in source.sources()}
     steps = drafted = accepted = 0
     source.attach(llm)
+    cost = cost_of(llm)
     with Decoder(llm) as dec:
         max_draft = max(0, min(max_draft, dec.capacity - 1))
         t0 = time.perf_counter()
@@ -103,13 +101,16 @@ def generate_speculative(
             base = dec.n_past
             # emitted per step = accepted + 1, so a draft may use all but one remaining slot
             room = min(max_draft, max_tokens - len(out) - 1, dec.n_ctx - base - 1)
-            d = source.draft(room) if room > 0 else None
+            # a pass without draft first, so the cost model knows what one token costs
+            d = source.draft(room) if room > 0 and 1 in cost.ms else None
             draft = []
             if d is not None:
-                draft = d.tokens[: best_length(d.source.token_rate(), min(room, len(d.tokens)), d.probs)]
+                draft = d.tokens[: best_length(d.source.token_rate(), min(room, len(d.tokens)), d.probs, cost)]
             n = len(draft)
+            t_pass = time.perf_counter()
             dec.decode([out[-1], *draft])
             best = dec.argmax(n + 1)
+            cost.record(n + 1, (time.perf_counter() - t_pass) * 1e3)
             i = 0
             while i < n and draft[i] == best[i]:
                 i += 1
@@ -128,11 +129,13 @@ def generate_speculative(
                 margins.extend(dec.margins(len(emitted)))
             dec.truncate(base + 1 + i)
             steps += 1
-            if d is not None:
+            if d is not None and n:
                 drafted += n
                 accepted += i
                 by_source[d.source.name] = by_source.get(d.source.name, 0) + i
                 d.source.feedback(n, i)
+            elif d is not None:  # proposed but not worth a pass: score its first token anyway, for free
+                d.source.feedback(1, int(d.tokens[0] == best[0]))
             out.extend(emitted)
             source.extend(emitted)
             if len(out) >= max_tokens:

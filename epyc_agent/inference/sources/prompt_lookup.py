@@ -17,7 +17,7 @@ class PromptLookup(DraftSource):
 
     name = "prompt_lookup"
 
-    def __init__(self, *, k: int = 16, ngram_max: int = 4, ngram_min: int = 2, adaptive: bool = True) -> None:
+    def __init__(self, *, k: int = 64, ngram_max: int = 12, ngram_min: int = 2, adaptive: bool = True) -> None:
         super().__init__(adaptive=adaptive)
         if not 1 <= ngram_min <= ngram_max:
             raise ValueError(f"need 1 <= ngram_min <= ngram_max, got {ngram_min}, {ngram_max}")
@@ -53,5 +53,30 @@ class PromptLookup(DraftSource):
                 out: list[int] = []
                 for i in range(start, start + k):
                     out.append(ctx[i] if i < size else out[i - size])
-                return Draft(out, self.expected(len(out)), self)
+                return Draft(out, self.expected(len(out)), self, continuation_probs(self.match_length(start, n), k))
         return None
+
+    def match_length(self, start: int, n: int, cap: int = 256) -> int:
+        """How many tokens before `start` agree with the context's tail (at least the n-gram)."""
+        ctx = self.tokens
+        size = len(ctx)
+        m = n
+        while m < cap and m < start and ctx[start - 1 - m] == ctx[size - 1 - m]:
+            m += 1
+        return m
+
+
+def continuation_probs(length: int, k: int, failures: float = 1.0) -> list[float]:
+    """Chance that a copy which has agreed for `length` tokens goes on for 1..k more.
+
+    Laplace's rule of succession with `failures` pseudo-misses: after L agreements the next token
+    agrees with probability (L + 1) / (L + 1 + failures), and each agreement raises the odds. A
+    short n-gram hit in free text earns one cautious token; a long copied span earns a draft about
+    as long as the span so far (SuffixDecoding's draft length = factor x match length).
+    """
+    out, p = [], 1.0
+    for j in range(k):
+        hits = length + j + 1
+        p *= hits / (hits + failures)
+        out.append(p)
+    return out

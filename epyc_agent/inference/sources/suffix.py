@@ -152,8 +152,8 @@ class SuffixDecoding(DraftSource):
     def __init__(
         self,
         *,
-        k: int = 16,
-        max_depth: int = 32,
+        k: int = 64,
+        max_depth: int = 64,
         max_spec_factor: float = 1.0,
         max_spec_offset: float = 0.0,
         min_token_prob: float = 0.1,
@@ -214,7 +214,15 @@ class SuffixDecoding(DraftSource):
             gtoks, gprobs, gpos = self.global_cache.index.speculate(tail, k=k, **self.opts)
             if sum(gprobs) > sum(probs):
                 toks, probs, self._last_global = gtoks, gprobs, gpos
-        return Draft(toks, sum(probs), self, probs) if toks else None
+        if not toks:
+            return None
+        # counts from a handful of past responses are overconfident: recent acceptance caps them
+        q, term = self.token_rate(), 1.0
+        capped = []
+        for p in probs:
+            term *= q
+            capped.append(min(p, term))
+        return Draft(toks, sum(probs), self, capped)
 
     def feedback(self, drafted: int, accepted: int) -> None:
         super().feedback(drafted, accepted)

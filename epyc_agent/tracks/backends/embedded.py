@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from ..plan import RunPlan
 
 N_BATCH = 512
-DRAFT_LENGTH_PARAMS = ("pl_k", "suffix_k", "draft_k")  # a longer draft must not be capped at the default 16
+DRAFT_LENGTH_PARAMS = ("pl_k", "suffix_k", "draft_k")  # a longer draft must not be capped at the default 64
 
 
 def info(plan: RunPlan) -> dict[str, Any]:
@@ -127,7 +127,7 @@ def _speculative(plan: RunPlan, llm: Any, prompts: list[list[int]], tick: Tick) 
         def new_rep(cfg: dict[str, Any] = cfg, state: dict[str, Any] = state) -> None:
             state["sources"] = make_sources(plan.track.method, cfg["params"], draft_llm=draft_llm)
 
-        k = max([16, *(int(v) for n, v in cfg["params"].items() if n in DRAFT_LENGTH_PARAMS)])
+        k = max([64, *(int(v) for n, v in cfg["params"].items() if n in DRAFT_LENGTH_PARAMS)])
 
         select = str(cfg["params"].get("select", "first"))
 
