@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     import llama_cpp
 
 
+EXPLORE = 16
+
+
 def best_length(q: float, available: int, probs: list[float] | None = None, cost: VerifyCost | None = None) -> int:
     """Draft length d maximising expected tokens per pass, (1 + P1 + ... + Pd) / cost(d + 1); 0 = no draft.
 
@@ -105,7 +108,10 @@ def generate_speculative(
             d = source.draft(room) if room > 0 and 1 in cost.ms else None
             draft = []
             if d is not None:
-                draft = d.tokens[: best_length(d.source.token_rate(), min(room, len(d.tokens)), d.probs, cost)]
+                # every EXPLORE-th pass sizes the draft by the reference curve instead, so a batch size
+                # that once measured slow (a disturbed pass) is timed again rather than shunned for good
+                priced = None if steps % EXPLORE == EXPLORE - 1 else cost
+                draft = d.tokens[: best_length(d.source.token_rate(), min(room, len(d.tokens)), d.probs, priced)]
             n = len(draft)
             t_pass = time.perf_counter()
             dec.decode([out[-1], *draft])

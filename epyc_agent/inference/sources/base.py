@@ -38,10 +38,15 @@ class Backoff:
 
     def reset(self) -> None:
         self.ewma = 0.5  # neutral prior: three straight misses start the first pause
-        self.pause = 0
-        self.skip = 0
         self.hits = 1.0  # decayed per-token counts behind token_rate (prior 1 of 2)
         self.trials = 2.0
+        self.new_request()
+
+    def new_request(self) -> None:
+        """A new request probes at once, but keeps what was learnt about acceptance: on repeated
+        requests (an agent's SQL, tool calls) a source that was right last time starts trusted."""
+        self.pause = 0
+        self.skip = 0
 
     @property
     def token_rate(self) -> float:
@@ -82,7 +87,7 @@ class DraftSource:
     def begin(self, prompt: list[int]) -> None:
         """A new request starts with `prompt` as its whole context."""
         if self.backoff is not None:
-            self.backoff.reset()
+            self.backoff.new_request()
 
     def extend(self, tokens: list[int]) -> None:
         """`tokens` were emitted and appended to the context."""
