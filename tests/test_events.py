@@ -212,6 +212,26 @@ def test_reader_fixes_slightly_late_lines_and_is_stable(tmp_path: Path) -> None:
     assert [r.line for r in recs] == [2, 1, 3, 4] and recs[0].file == str(p)
 
 
+def test_batch_fast_path_checks_every_key(tmp_path: Path) -> None:
+    """Own v1 lines are keyed without re-parsing their time, but a wrong-shaped `ts` hidden in a batch
+    of good lines still goes the careful way: offset times re-keyed, unreadable ones reported."""
+    good = [schema.make_event("OBSERVE", f"m{i}", session="s", agent="a") for i in range(100)]
+    odd = {
+        10: "2025-01-01T01:00:00.000000+01:00",  # valid, other shape: re-keyed
+        20: "2025-01-01T00:00:00.00000Z|",  # 27 chars with a separator in it
+        30: "2025-01-01T00:00:0x.000000Z",  # our length, not a time
+        40: 5,  # not a string
+    }
+    for i, ts in odd.items():
+        good[i] = {**good[i], "ts": ts}
+    (tmp_path / "agent_audit-a.log").write_text("".join(json.dumps(e) + "\n" for e in good))
+    stats = ReadStats()
+    recs = list(read_records(tmp_path, stats))
+    assert [c.line for c in stats.corrupt] == [21, 31, 41]
+    assert len(recs) == 97 and recs[0].event["msg"] == "m10" and recs[0].key == "2025-01-01T00:00:00.000000Z"
+    assert all(r.key == r.event["ts"] for r in recs[1:])
+
+
 def test_ts_key_normalizes() -> None:
     assert ts_key("2025-12-15T17:12:49+01:00") == "2025-12-15T16:12:49.000000Z"
     assert ts_key("2025-12-15T16:12:49") == "2025-12-15T16:12:49.000000Z"

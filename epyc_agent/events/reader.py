@@ -106,8 +106,11 @@ def ts_key(ts: Any) -> str | None:
     """A sortable UTC key for an RFC 3339 / ISO 8601 time; None if it is not one."""
     if not isinstance(ts, str):
         return None
-    if len(ts) == 27 and ts[-1] == "Z" and ts[10] == "T":  # ours: already the key
-        return ts
+    try:
+        if len(ts) == 27 and _is_keys([ts]):  # ours: already the key
+            return ts
+    except ValueError:  # a lone surrogate: not ours, and not a time either
+        return None
     try:
         dt = datetime.fromisoformat(ts.strip())
     except ValueError:
