@@ -62,12 +62,12 @@ class VerifyCost:
 
     def estimate_ms(self, n: int) -> float | None:
         """Estimated ms of a pass of n tokens (None until something was measured)."""
-        if not self.ms:
-            return None
+        return self._estimate(n, self._line()) if self.ms else None
+
+    def _estimate(self, n: int, line: tuple[float, float] | None) -> float:
         if n == 1 and 1 in self.ms:
             return self.ms[1]
-        line = self._line() if n >= 2 else None
-        if line is not None:
+        if n >= 2 and line is not None:
             return max(line[0] + line[1] * n, 1e-3)
         near = min(self.ms, key=lambda m: (abs(m - n), m))
         return self.ms[near] * prior_cost(n) / prior_cost(near)
@@ -79,14 +79,11 @@ class VerifyCost:
         return table[n]
 
     def _build(self, size: int) -> list[float]:
-        one = self.estimate_ms(1)
-        if one is None:
+        if not self.ms:
             return [0.0, *(prior_cost(n) for n in range(1, size))]
-        line = self._line()
-        if line is None:
-            return [0.0, *(self.estimate_ms(n) / one for n in range(1, size))]  # type: ignore[operator]
-        a, b = line
-        return [0.0, 1.0, *(max(a + b * n, 1e-3) / one for n in range(2, size))]
+        line = self._line()  # fitted once per table, not once per size
+        one = self._estimate(1, line)
+        return [0.0, *(self._estimate(n, line) / one for n in range(1, size))]
 
     def curve(self) -> dict[int, float]:
         """Measured sizes and their ms (for reports)."""

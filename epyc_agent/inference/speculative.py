@@ -23,7 +23,8 @@ from epyc_agent.inference.sources.stack import Stack
 if TYPE_CHECKING:
     import llama_cpp
 
-
+# Every EXPLORE-th pass sizes its draft by the reference curve instead of the measured one, so a
+# batch size that once measured slow (a disturbed pass) is timed again rather than shunned for good.
 EXPLORE = 16
 
 
@@ -108,8 +109,6 @@ def generate_speculative(
             d = source.draft(room) if room > 0 and 1 in cost.ms else None
             draft = []
             if d is not None:
-                # every EXPLORE-th pass sizes the draft by the reference curve instead, so a batch size
-                # that once measured slow (a disturbed pass) is timed again rather than shunned for good
                 priced = None if steps % EXPLORE == EXPLORE - 1 else cost
                 draft = d.tokens[: best_length(d.source.token_rate(), min(room, len(d.tokens)), d.probs, priced)]
             n = len(draft)

@@ -222,7 +222,7 @@ class SuffixDecoding(DraftSource):
         for p in probs:
             term *= q
             capped.append(min(p, term))
-        return Draft(toks, sum(probs), self, capped)
+        return Draft(toks, sum(capped), self, capped)
 
     def feedback(self, drafted: int, accepted: int) -> None:
         super().feedback(drafted, accepted)
