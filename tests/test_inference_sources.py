@@ -183,6 +183,22 @@ def test_verify_cost_learns_the_machine() -> None:
     assert cost.ms[16] < 140.0
 
 
+def test_verify_cost_knows_the_row_tile() -> None:
+    """Batches that are not a multiple of 4 rows pay for the leftover rows (times measured on the
+    2-core VM); the engine then drafts so that the batch fills whole tiles."""
+    from epyc_agent.inference.cost import VerifyCost
+    from epyc_agent.inference.speculative import best_length
+
+    cost = VerifyCost()
+    measured = {1: 18.4, 2: 28.7, 3: 34.8, 4: 36.2, 5: 63.2, 8: 60.1, 9: 76.7, 12: 79.1, 13: 99.0, 16: 99.5, 17: 116.0}
+    for n, ms in measured.items():
+        cost.record(n, ms)
+    assert cost.relative(2) == pytest.approx(28.7 / 18.4)  # below a tile: its own measurement
+    assert cost.relative(33) - cost.relative(32) > 10.0 / 18.4  # the step, priced for an unseen size
+    assert cost.relative(36) < cost.relative(33)
+    assert all((best_length(q, 64, cost=cost) + 1) % 4 == 0 for q in (0.7, 0.9, 0.95, 0.98))
+
+
 def test_prompt_lookup_confidence_grows_with_the_match() -> None:
     """A long copied span earns long drafts, a two-token coincidence a cautious one."""
     from epyc_agent.inference.sources.prompt_lookup import continuation_probs
@@ -196,6 +212,22 @@ def test_prompt_lookup_confidence_grows_with_the_match() -> None:
     d = pl.propose(8)
     assert d is not None and d.tokens[:4] == [11, 12, 13, 14]
     assert d.probs == continuation_probs(6, 8)
+
+
+def test_prompt_lookup_learns_how_faithfully_the_model_copies() -> None:
+    """Fully accepted long drafts lower the pseudo-miss weight (longer drafts); early breaks raise it."""
+    from epyc_agent.inference.sources.prompt_lookup import SpanCalibration
+
+    faithful, sloppy = SpanCalibration(), SpanCalibration()
+    assert faithful.failures == 1.0
+    for length in range(20, 200, 20):
+        faithful.observe(length, 16, 16)
+        sloppy.observe(length, 16, 2)
+    assert faithful.failures < 1.0 < sloppy.failures
+    sloppy.observe(100, 0, 0)  # nothing verified: nothing learnt
+    for _ in range(40):  # the fit follows the current behaviour
+        sloppy.observe(100, 16, 16)
+    assert sloppy.failures < 1.0
 
 
 def test_backoff_pauses_and_recovers() -> None:

@@ -16,6 +16,12 @@ from typing import Any
 PRIOR = ((1, 1.0), (2, 1.15), (4, 1.31), (8, 1.81), (16, 2.52), (64, 8.0))
 
 
+# Rows per tile of llama.cpp's repacked CPU matrix kernels; a batch that is not a multiple pays extra.
+ROW_TILE = 4
+
+Line = tuple[float, float, float]  # a + b * n, plus c when n is not a multiple of ROW_TILE
+
+
 def prior_cost(n: int) -> float:
     """The reference curve at n, relative to one token (linear between points, proportional beyond)."""
     for (a, ca), (b, cb) in zip(PRIOR, PRIOR[1:], strict=False):
@@ -27,11 +33,15 @@ def prior_cost(n: int) -> float:
 class VerifyCost:
     """Measured pass times per batch size; `relative(n)` is cost(n) / cost(1).
 
-    One token is its own case (a matrix-vector pass). From two tokens on, the time grows about
-    linearly with n, so a line fitted through every measured size prices the sizes never tried and
-    keeps one disturbed measurement (another process took the CPU) from condemning a size for good.
-    Each size keeps a moving average that follows a drop faster than a rise, since interference
-    only ever adds time. With a single measured size the reference curve supplies the slope.
+    Batches smaller than `ROW_TILE` go through the one-row (matrix-vector) path and are priced by
+    their own measurements. From `ROW_TILE` tokens on, the time grows about linearly with n, plus a
+    step when n is not a multiple of `ROW_TILE`: llama.cpp's repacked CPU kernels multiply
+    activations in tiles of 4 rows and send the leftover rows through the slow one-row path
+    (measured here: 16 tokens 99 ms, 17 tokens 116 ms). So a line with that step, fitted through
+    every measured size, prices the sizes never tried and keeps one disturbed measurement (another
+    process took the CPU) from condemning a size for good. Each size keeps a
+    moving average that follows a drop faster than a rise, since interference only ever adds time.
+    With a single measured size the reference curve supplies the slope.
     """
 
     def __init__(self) -> None:
@@ -48,27 +58,42 @@ class VerifyCost:
         self.count[n] = self.count.get(n, 0) + 1
         self._table = []
 
-    def _line(self) -> tuple[float, float] | None:
-        """Weighted least-squares a + b*n through the sizes >= 2 (None with fewer than two sizes)."""
-        pts = [(n, ms, min(self.count[n], 8)) for n, ms in self.ms.items() if n >= 2]
+    def _line(self) -> Line | None:
+        """Weighted least squares a + b*n + c*[n % ROW_TILE != 0] through the sizes >= ROW_TILE.
+
+        None with fewer than two sizes; without sizes on both sides of the tile boundary (or with a
+        step that comes out negative) the step is left out and a plain line is fitted.
+        """
+        import numpy as np
+
+        pts = [(n, ms, min(self.count[n], 8)) for n, ms in self.ms.items() if n >= ROW_TILE]
         if len(pts) < 2:
             return None
-        sw = sum(w for _, _, w in pts)
-        mx = sum(w * n for n, _, w in pts) / sw
-        my = sum(w * ms for _, ms, w in pts) / sw
-        sxx = sum(w * (n - mx) ** 2 for n, _, w in pts)
-        b = max(0.0, sum(w * (n - mx) * (ms - my) for n, ms, w in pts) / sxx)
-        return my - b * mx, b
+        n, y, w = (np.array(col, dtype=float) for col in zip(*pts, strict=True))
+        sw = np.sqrt(w)
+        line = np.column_stack((np.ones_like(n), n))
+        stepped = np.column_stack((line, n % ROW_TILE != 0))
+        if np.linalg.matrix_rank(stepped) == 3:
+            a, b, c = np.linalg.lstsq(stepped * sw[:, None], y * sw, rcond=None)[0].tolist()
+            if c >= 0:
+                return a, max(0.0, b), c
+        a, b = np.linalg.lstsq(line * sw[:, None], y * sw, rcond=None)[0].tolist()
+        return a, max(0.0, b), 0.0
 
     def estimate_ms(self, n: int) -> float | None:
         """Estimated ms of a pass of n tokens (None until something was measured)."""
         return self._estimate(n, self._line()) if self.ms else None
 
-    def _estimate(self, n: int, line: tuple[float, float] | None) -> float:
-        if n == 1 and 1 in self.ms:
-            return self.ms[1]
-        if n >= 2 and line is not None:
-            return max(line[0] + line[1] * n, 1e-3)
+    def _estimate(self, n: int, line: Line | None) -> float:
+        if n < ROW_TILE and n in self.ms:
+            return self.ms[n]
+        if line is not None:
+            a, b, c = line
+            if n >= ROW_TILE:
+                return max(a + b * n + (c if n % ROW_TILE else 0.0), 1e-3)
+            if 1 in self.ms:  # an unmeasured small batch: between one token and a full tile
+                one, tile = self.ms[1], max(a + b * ROW_TILE, 1e-3)
+                return one + (tile - one) * (n - 1) / (ROW_TILE - 1)
         near = min(self.ms, key=lambda m: (abs(m - n), m))
         return self.ms[near] * prior_cost(n) / prior_cost(near)
 
