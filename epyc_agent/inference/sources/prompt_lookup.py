@@ -30,7 +30,7 @@ class PromptLookup(DraftSource):
         self.tokens: list[int] = []
         self.index: dict[int, dict[tuple[int, ...], int]] = {}
         self.calibration = SpanCalibration()
-        self._length = 0  # match length behind the last proposal, for its feedback
+        self._span = (0, 0)  # agreement behind the last proposal, for its feedback
 
     def begin(self, prompt: list[int]) -> None:
         super().begin(prompt)
@@ -58,25 +58,41 @@ class PromptLookup(DraftSource):
                 out: list[int] = []
                 for i in range(start, start + k):
                     out.append(ctx[i] if i < size else out[i - size])
-                self._length = self.match_length(start, n)
-                probs = continuation_probs(self._length, k, self.calibration.failures)
+                self._span = self.agreement(start, n)
+                probs = continuation_probs(*self._span, k, self.calibration.failures)
                 return Draft(out, self.expected(len(out)), self, probs)
         return None
 
     def feedback(self, drafted: int, accepted: int) -> None:
         super().feedback(drafted, accepted)
-        self.calibration.observe(self._length, drafted, accepted)
+        self.calibration.observe(*self._span, drafted, accepted)
 
-    def match_length(self, start: int, n: int, cap: int = 256) -> int:
-        """How many tokens before `start` agree with the context's tail (at least the n-gram)."""
+    def agreement(self, start: int, n: int, cap: int = 256) -> tuple[int, int]:
+        """Tokens before `start` that agree with the context's tail, and the misses among them.
+
+        Walking back from the n-gram, a miss followed by `RESYNC` agreeing tokens was a substituted
+        token inside the copied span (the model changed one word and went on copying), so the walk
+        goes on, up to `MAX_MISSES` misses; misses not followed by agreement end the span.
+        """
         ctx = self.tokens
         size = len(ctx)
-        m = n
-        while m < cap and m < start and ctx[start - 1 - m] == ctx[size - 1 - m]:
-            m += 1
-        return m
+        hits, misses, run, best = n, 0, 0, (n, 0)
+        for m in range(n, min(cap, start)):
+            if ctx[start - 1 - m] == ctx[size - 1 - m]:
+                hits += 1
+                run += 1
+                if misses == 0 or run >= RESYNC:
+                    best = (hits, misses)
+            else:
+                misses += 1
+                run = 0
+                if misses > MAX_MISSES:
+                    break
+        return best
 
 
+RESYNC = 4
+MAX_MISSES = 2
 FAILURE_GRID = (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0, 2.0, 4.0, 8.0)
 
 
@@ -94,30 +110,32 @@ class SpanCalibration:
         self.score = [-0.5 * math.log2(f) ** 2 for f in FAILURE_GRID]
         self.failures = 1.0
 
-    def observe(self, length: int, drafted: int, accepted: int) -> None:
+    def observe(self, hits: int, misses: int, drafted: int, accepted: int) -> None:
         if drafted <= 0:
             return
         lg = math.lgamma
+        h, a = hits + 1, accepted
         for i, f in enumerate(FAILURE_GRID):
-            # log P(first `accepted` agree) = sum_t log((L+t)/(L+t+f)), t = 1..accepted, then a miss
-            ll = lg(length + accepted + 1) - lg(length + 1) - lg(length + accepted + 1 + f) + lg(length + 1 + f)
-            if accepted < drafted:
-                ll += math.log(f / (length + accepted + 1 + f))
+            g = f + misses
+            # log P(first `a` agree) = sum_t log((h+t)/(h+t+g)), t = 0..a-1, then a miss
+            ll = lg(h + a) - lg(h) - lg(h + a + g) + lg(h + g)
+            if a < drafted:
+                ll += math.log(g / (h + a + g))
             self.score[i] = self.decay * self.score[i] + ll
         self.failures = FAILURE_GRID[max(range(len(FAILURE_GRID)), key=self.score.__getitem__)]
 
 
-def continuation_probs(length: int, k: int, failures: float = 1.0) -> list[float]:
-    """Chance that a copy which has agreed for `length` tokens goes on for 1..k more.
+def continuation_probs(hits: int, misses: int, k: int, failures: float = 1.0) -> list[float]:
+    """Chance that a copy which agreed on `hits` tokens and missed `misses` goes on for 1..k more.
 
-    Laplace's rule of succession with `failures` pseudo-misses: after L agreements the next token
-    agrees with probability (L + 1) / (L + 1 + failures), and each agreement raises the odds. A
+    Laplace's rule of succession with `failures` pseudo-misses: the next token agrees with
+    probability (hits + 1) / (hits + 1 + failures + misses), and each agreement raises the odds. A
     short n-gram hit in free text earns one cautious token; a long copied span earns a draft about
     as long as the span so far (SuffixDecoding's draft length = factor x match length).
     """
     out, p = [], 1.0
     for j in range(k):
-        hits = length + j + 1
-        p *= hits / (hits + failures)
+        h = hits + j + 1
+        p *= h / (h + failures + misses)
         out.append(p)
     return out
