@@ -39,9 +39,9 @@ class VerifyCost:
     activations in tiles of 4 rows and send the leftover rows through the slow one-row path
     (measured here: 16 tokens 99 ms, 17 tokens 116 ms). So a line with that step, fitted through
     every measured size, prices the sizes never tried and keeps one disturbed measurement (another
-    process took the CPU) from condemning a size for good. Each size keeps a
-    moving average that follows a drop faster than a rise, since interference only ever adds time.
-    With a single measured size the reference curve supplies the slope.
+    process took the CPU) from condemning a size for good. Each size keeps a moving average that
+    follows a drop faster than a rise, since interference only ever adds time. With a single
+    measured size the reference curve supplies the slope.
     """
 
     def __init__(self) -> None:

@@ -6,6 +6,9 @@ import math
 
 from epyc_agent.inference.sources.base import Draft, DraftSource
 
+RESYNC = 4  # agreeing tokens after a miss that show the copy went on (a substituted token)
+MAX_MISSES = 2  # substitutions a copied span may contain
+
 
 class PromptLookup(DraftSource):
     """n-gram sizes from `ngram_max` down to `ngram_min`, most recent match, up to k tokens.
@@ -91,8 +94,6 @@ class PromptLookup(DraftSource):
         return best
 
 
-RESYNC = 4
-MAX_MISSES = 2
 FAILURE_GRID = (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0, 2.0, 4.0, 8.0)
 
 
@@ -100,8 +101,8 @@ class SpanCalibration:
     """The rule of succession's pseudo-miss weight, fitted to how this source's copies really fare.
 
     How faithfully a model copies varies: a verbatim restore of a file runs for hundreds of tokens,
-    a model that paraphrases breaks every few dozen. Each verified draft (match length L, d drafted,
-    a accepted) scores every weight on a grid by its likelihood under `continuation_probs`; the
+    a model that paraphrases breaks every few dozen. Each verified draft (the span's hits and misses,
+    d drafted, a accepted) scores every weight on a grid by its likelihood under `continuation_probs`; the
     scores decay so the fit follows the current request, and start from a weak prior around 1.
     """
 
