@@ -201,22 +201,23 @@ def test_verify_cost_knows_the_row_tile() -> None:
 
 def test_prompt_lookup_confidence_grows_with_the_match() -> None:
     """A long copied span earns long drafts, a two-token coincidence a cautious one."""
-    from epyc_agent.inference.sources.prompt_lookup import continuation_probs
+    from epyc_agent.inference.sources.prompt_lookup import SpanSurvival
 
-    short, long_ = continuation_probs(2, 0, 16), continuation_probs(100, 0, 16)
-    assert short[0] < 0.8 and long_[15] > 0.85
+    prior = SpanSurvival()
+    short, long_ = prior.probs(2, 0, 16), prior.probs(100, 0, 16)
+    assert short[0] < 0.8 and long_[15] > 0.8
     assert all(a >= b for a, b in zip(short, short[1:], strict=False))
     pl = PromptLookup(k=8, ngram_max=4, ngram_min=2)
     text = [5, 6, 7, 8, 9, 10, 11, 12, 13, 14]
     pl.begin([*text, 1, *text[:6]])  # the copy of `text` has run for 6 tokens
     d = pl.propose(8)
     assert d is not None and d.tokens[:4] == [11, 12, 13, 14]
-    assert d.probs == continuation_probs(6, 0, 8)
+    assert d.probs == prior.probs(6, 0, 8)
 
 
 def test_prompt_lookup_span_survives_a_substituted_token() -> None:
     """A copy that changed one token and went on copying keeps its trust; a span that ends does not."""
-    from epyc_agent.inference.sources.prompt_lookup import continuation_probs
+    from epyc_agent.inference.sources.prompt_lookup import SpanSurvival
 
     text = list(range(100, 140))
     copied = [*text[:20], 999, *text[21:30]]  # token 20 substituted, then 9 more copied tokens
@@ -227,23 +228,26 @@ def test_prompt_lookup_span_survives_a_substituted_token() -> None:
     assert pl._span == (29, 1)  # 9 after the miss + 20 before it, one miss
     pl.begin([*text, 1, 7, 8, 9, *text[25:30]])  # the copy started 5 tokens ago: no resync, span 5
     assert pl.propose(8) is not None and pl._span == (5, 0)
-    assert continuation_probs(29, 1, 8)[-1] > continuation_probs(9, 0, 8)[-1]
+    prior = SpanSurvival()
+    assert prior.probs(29, 1, 8)[-1] > prior.probs(9, 0, 8)[-1]
 
 
-def test_prompt_lookup_learns_how_faithfully_the_model_copies() -> None:
-    """Fully accepted long drafts lower the pseudo-miss weight (longer drafts); early breaks raise it."""
-    from epyc_agent.inference.sources.prompt_lookup import SpanCalibration
+def test_prompt_lookup_learns_how_long_copies_last() -> None:
+    """Verified drafts teach how long spans of each length go on; short coincidences and long copies
+    are learnt apart, and the table follows the current behaviour."""
+    from epyc_agent.inference.sources.prompt_lookup import SpanSurvival
 
-    faithful, sloppy = SpanCalibration(), SpanCalibration()
-    assert faithful.failures == 1.0
-    for length in range(20, 200, 20):
-        faithful.observe(length, 0, 16, 16)
-        sloppy.observe(length, 0, 16, 2)
-    assert faithful.failures < 1.0 < sloppy.failures
-    sloppy.observe(100, 0, 0, 0)  # nothing verified: nothing learnt
-    for _ in range(40):  # the fit follows the current behaviour
-        sloppy.observe(100, 0, 16, 16)
-    assert sloppy.failures < 1.0
+    prior, learnt = SpanSurvival(), SpanSurvival()
+    for _ in range(10):
+        learnt.observe(2, 0, 3, 0)  # 2-token coincidences break at once
+        learnt.observe(40, 0, 31, 31)  # a copy 40 tokens in goes on for 31 more
+    assert learnt.probs(2, 0, 1)[0] < 0.5 * prior.probs(2, 0, 1)[0]
+    assert learnt.probs(40, 0, 31)[-1] > 0.95 > prior.probs(40, 0, 31)[-1]
+    learnt.observe(100, 0, 0, 0)  # nothing verified: nothing learnt
+    assert learnt.probs(40, 0, 31)[-1] > 0.95
+    for _ in range(40):  # the copies start to break: long drafts lose their trust
+        learnt.observe(40, 0, 31, 4)
+    assert learnt.probs(40, 0, 31)[-1] < prior.probs(40, 0, 31)[-1]
 
 
 def test_backoff_pauses_and_recovers() -> None:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 from epyc_agent.inference.sources.base import Draft, DraftSource
 
 RESYNC = 4  # agreeing tokens after a miss that show the copy went on (a substituted token)
 MAX_MISSES = 2  # substitutions a copied span may contain
+LENGTH_GROUPS = 10  # span lengths are grouped by powers of two, the last group holds 512 and more
 
 
 class PromptLookup(DraftSource):
@@ -18,7 +17,7 @@ class PromptLookup(DraftSource):
     rescans the context. An n-gram is indexed only once the token after it exists, so the lookup of
     the current tail finds an earlier occurrence, never itself. When the copied span runs into the
     end of the context it continues from the draft itself, which drafts periodic repeats fully.
-    How far a copy is trusted is learnt from the verified drafts (`SpanCalibration`).
+    How far a copy is trusted is learnt from the verified drafts (`SpanSurvival`).
     """
 
     name = "prompt_lookup"
@@ -32,7 +31,7 @@ class PromptLookup(DraftSource):
         self.ngram_min = ngram_min
         self.tokens: list[int] = []
         self.index: dict[int, dict[tuple[int, ...], int]] = {}
-        self.calibration = SpanCalibration()
+        self.survival = SpanSurvival()
         self._span = (0, 0)  # agreement behind the last proposal, for its feedback
 
     def begin(self, prompt: list[int]) -> None:
@@ -62,13 +61,12 @@ class PromptLookup(DraftSource):
                 for i in range(start, start + k):
                     out.append(ctx[i] if i < size else out[i - size])
                 self._span = self.agreement(start, n)
-                probs = continuation_probs(*self._span, k, self.calibration.failures)
-                return Draft(out, self.expected(len(out)), self, probs)
+                return Draft(out, self.expected(len(out)), self, self.survival.probs(*self._span, k))
         return None
 
     def feedback(self, drafted: int, accepted: int) -> None:
         super().feedback(drafted, accepted)
-        self.calibration.observe(*self._span, drafted, accepted)
+        self.survival.observe(*self._span, drafted, accepted)
 
     def agreement(self, start: int, n: int, cap: int = 256) -> tuple[int, int]:
         """Tokens before `start` that agree with the context's tail, and the misses among them.
@@ -94,49 +92,57 @@ class PromptLookup(DraftSource):
         return best
 
 
-FAILURE_GRID = (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0, 2.0, 4.0, 8.0)
+class SpanSurvival:
+    """How long a copied span goes on, by how long it has agreed: a life table learnt from verified drafts.
 
-
-class SpanCalibration:
-    """The rule of succession's pseudo-miss weight, fitted to how this source's copies really fare.
-
-    How faithfully a model copies varies: a verbatim restore of a file runs for hundreds of tokens,
-    a model that paraphrases breaks every few dozen. Each verified draft (the span's hits and misses,
-    d drafted, a accepted) scores every weight on a grid by its likelihood under `continuation_probs`; the
-    scores decay so the fit follows the current request, and start from a weak prior around 1.
+    The chance that the next token still copies rises with the span's length, but not along one
+    curve: a 2-token coincidence in free text breaks at once, while a verbatim restore of a file, once
+    40 tokens in, runs for hundreds. So spans are grouped by length (powers of two) and by misses,
+    and each group keeps decayed counts of tokens that went on copying and of breaks. Before data, a
+    group's break rate is the rule of succession's, (1 + misses) / (length + 2 + misses), worth
+    `weight` tokens; the counts decay per verified draft, so the table follows the current request.
     """
 
-    def __init__(self, *, decay: float = 0.9) -> None:
+    def __init__(self, *, decay: float = 0.97, weight: float = 4.0) -> None:
         self.decay = decay
-        self.score = [-0.5 * math.log2(f) ** 2 for f in FAILURE_GRID]
-        self.failures = 1.0
+        self.weight = weight
+        self.went_on: dict[tuple[int, int], float] = {}
+        self.broke: dict[tuple[int, int], float] = {}
+
+    @staticmethod
+    def group(length: int, misses: int) -> tuple[int, int]:
+        return min(length.bit_length(), LENGTH_GROUPS), min(misses, MAX_MISSES)
+
+    def hazard(self, group: tuple[int, int]) -> float:
+        """Chance that a span in this group breaks at its next token."""
+        bits, misses = group
+        typical = 1.5 * (1 << (bits - 1)) - 0.5  # the middle of the lengths [2^(bits-1), 2^bits)
+        prior = (1 + misses) / (typical + 2 + misses)
+        broke = self.broke.get(group, 0.0)
+        return (broke + self.weight * prior) / (broke + self.went_on.get(group, 0.0) + self.weight)
+
+    def probs(self, hits: int, misses: int, k: int) -> list[float]:
+        """Chance that a span that agreed on `hits` tokens (with `misses`) goes on for 1..k more."""
+        out: list[float] = []
+        p, group, keep = 1.0, None, 1.0
+        for j in range(k):
+            g = self.group(hits + j, misses)
+            if g != group:
+                group, keep = g, 1.0 - self.hazard(g)
+            p *= keep
+            out.append(p)
+        return out
 
     def observe(self, hits: int, misses: int, drafted: int, accepted: int) -> None:
+        """A draft from a span of `hits` (and `misses`) had its first `accepted` of `drafted` tokens right."""
         if drafted <= 0:
             return
-        lg = math.lgamma
-        h, a = hits + 1, accepted
-        for i, f in enumerate(FAILURE_GRID):
-            g = f + misses
-            # log P(first `a` agree) = sum_t log((h+t)/(h+t+g)), t = 0..a-1, then a miss
-            ll = lg(h + a) - lg(h) - lg(h + a + g) + lg(h + g)
-            if a < drafted:
-                ll += math.log(g / (h + a + g))
-            self.score[i] = self.decay * self.score[i] + ll
-        self.failures = FAILURE_GRID[max(range(len(FAILURE_GRID)), key=self.score.__getitem__)]
-
-
-def continuation_probs(hits: int, misses: int, k: int, failures: float = 1.0) -> list[float]:
-    """Chance that a copy which agreed on `hits` tokens and missed `misses` goes on for 1..k more.
-
-    Laplace's rule of succession with `failures` pseudo-misses: the next token agrees with
-    probability (hits + 1) / (hits + 1 + failures + misses), and each agreement raises the odds. A
-    short n-gram hit in free text earns one cautious token; a long copied span earns a draft about
-    as long as the span so far (SuffixDecoding's draft length = factor x match length).
-    """
-    out, p = [], 1.0
-    for j in range(k):
-        h = hits + j + 1
-        p *= h / (h + failures + misses)
-        out.append(p)
-    return out
+        for table in (self.went_on, self.broke):
+            for g in table:
+                table[g] *= self.decay
+        for t in range(accepted):
+            g = self.group(hits + t, misses)
+            self.went_on[g] = self.went_on.get(g, 0.0) + 1.0
+        if accepted < drafted:
+            g = self.group(hits + accepted, misses)
+            self.broke[g] = self.broke.get(g, 0.0) + 1.0
