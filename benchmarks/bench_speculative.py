@@ -27,7 +27,9 @@ from epyc_agent.inference.cost import cost_of  # noqa: E402
 from epyc_agent.inference.generate import generate_plain  # noqa: E402
 from epyc_agent.inference.methods import make_sources  # noqa: E402
 from epyc_agent.inference.model import load_model, system_info  # noqa: E402
+from epyc_agent.inference.replay import oracle_speedup  # noqa: E402
 from epyc_agent.inference.runtime import Decoder  # noqa: E402
+from epyc_agent.inference.sources.stack import Stack  # noqa: E402
 from epyc_agent.inference.speculative import generate_speculative  # noqa: E402
 from epyc_agent.tracks.workloads import load_workload  # noqa: E402
 
@@ -144,18 +146,17 @@ def main(argv: list[str]) -> int:
     )
 
     raw: dict[str, dict[str, list[dict[str, Any]]]] = {"copy": {}, "summ": {}, "sql": {}, "open": {}}
+    prompts = {"copy": (copy, args.tokens), "summ": (summ, args.tokens), "sql": (sql, args.sql_tokens)}
+    prompts["open"] = (open_, args.tokens)
+    outputs: dict[tuple[str, str], list[tuple[list[int], list[int]]]] = {}  # the last rep's, for the oracle
     for rep in range(reps):
         t_rep = time.perf_counter()
         for method in ("plain", *SPEC):
-            res = run_prompts(llm, method, copy, args.tokens, None)
-            raw["copy"].setdefault(method, []).append(summarize(res))
-            res = run_prompts(llm, method, summ, args.tokens, None)
-            raw["summ"].setdefault(method, []).append(summarize(res))
-            store = tempfile.mkdtemp(prefix="suffix-", dir=tmp)  # an empty persistent cache per rep
-            res = run_prompts(llm, method, sql, args.sql_tokens, store)
-            raw["sql"].setdefault(method, []).append(summarize(res[warm:]))
-            res = run_prompts(llm, method, open_, args.tokens, None)
-            raw["open"].setdefault(method, []).append(summarize(res))
+            for w, (ps, n) in prompts.items():
+                store = tempfile.mkdtemp(prefix="suffix-", dir=tmp) if w == "sql" else None  # empty per rep
+                res = run_prompts(llm, method, ps, n, store)
+                raw[w].setdefault(method, []).append(summarize(res[warm:] if w == "sql" else res))
+                outputs[w, method] = [(p, r.tokens) for p, r in zip(ps, res, strict=True)]
         raw["copy"].setdefault("llama_cpp_lookup", []).append(
             {
                 **{"acceptance": None, "tokens_per_step": None},
@@ -177,17 +178,23 @@ def main(argv: list[str]) -> int:
     print(f"ceiling (every draft accepted, best k): {ceiling:.2f}x")
     learnt = {n: round(ms, 1) for n, ms in cost_of(llm).curve().items()}
     print(f"engine's learnt cost (ms by batch size): {learnt}")
+    oracle = oracles(outputs, cost_of(llm).relative, warm, tmp)
     rows = []
     for w, ms in med.items():
         base = ms["plain"]["decode_tps"]
         for m, v in ms.items():
             acc = v["acceptance"]
             rows.append((w, m, v["decode_tps"], v["decode_tps"] / base, v["ttft_s"], acc, v["tokens_per_step"]))
-    print(f"\n{'workload':8} {'method':18} {'tok/s':>7} {'speedup':>8} {'ttft s':>7} {'accept':>7} {'tok/step':>8}")
+    print(
+        f"\n{'workload':8} {'method':18} {'tok/s':>7} {'speedup':>8} {'oracle':>7} {'ttft s':>7} {'accept':>7} "
+        f"{'tok/step':>8}"
+    )
     for w, m, tps, sp, ttft, acc, tps_step in rows:
         a = f"{acc:.2f}" if acc is not None else "-"
         s = f"{tps_step:.2f}" if tps_step is not None else "-"
-        print(f"{w:8} {m:18} {tps:7.1f} {sp:7.2f}x {ttft:7.3f} {a:>7} {s:>8}")
+        o = f"{oracle[w][m]:.2f}x" if m in oracle[w] else "-"
+        print(f"{w:8} {m:18} {tps:7.1f} {sp:7.2f}x {o:>7} {ttft:7.3f} {a:>7} {s:>8}")
+    print("oracle: the same drafts replayed over each method's own output, every draft cut to its best right prefix")
 
     def sp(w: str, m: str, over: str = "plain") -> float:
         return med[w][m]["decode_tps"] / med[w][over]["decode_tps"]
@@ -215,6 +222,7 @@ def main(argv: list[str]) -> int:
         "verify_cost_ms": cost,
         "ceiling": ceiling,
         "engine_cost_ms": learnt,
+        "oracle": oracle,
         "median": med,
         "raw": raw,
         "targets": [{"name": n, "value": v, "goal": g} for n, v, g in targets],
@@ -226,6 +234,21 @@ def main(argv: list[str]) -> int:
     if args.quick:
         return 0
     return 1 if missed else 0
+
+
+def oracles(
+    outputs: dict[tuple[str, str], list[tuple[list[int], list[int]]]], relative: Any, warm: int, tmp: str
+) -> dict[str, dict[str, float]]:
+    """Per workload and method, the speedup a hindsight draft length reaches with fresh sources."""
+    out: dict[str, dict[str, float]] = {}
+    for (w, method), runs in outputs.items():
+        if method == "plain":
+            continue
+        store = tempfile.mkdtemp(prefix="oracle-", dir=tmp) if w == "sql" else None
+        source = make_sources(method, {}, store_dir=store)
+        leaf = source[0] if len(source) == 1 else Stack(list(source))
+        out.setdefault(w, {})[method] = oracle_speedup(leaf, runs, relative, count_from=warm if w == "sql" else 0)
+    return out
 
 
 def _mean_runs(runs: list[dict[str, float]]) -> dict[str, float]:

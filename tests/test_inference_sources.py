@@ -318,3 +318,20 @@ def test_adapter_shape_dtype_and_feedback() -> None:
     assert pl.backoff.ewma < 1.0
     empty = dm(np.array([7], dtype=np.intc))  # new request
     assert empty.dtype == np.intc and empty.shape == (0,)
+
+
+def test_oracle_replay_verifies_exactly_the_right_prefix() -> None:
+    """The hindsight bound: a verbatim copy is verified in full-length passes, text the source cannot
+    predict in one-token passes, and drafts are not verified where a pass costs as much as its tokens."""
+    from epyc_agent.inference.replay import oracle_speedup
+
+    text = list(range(100, 200))
+    copy_run = ([*text, 1, *text[:5]], text[5:80])  # 75 tokens, every one after the first predictable
+    linear = lambda n: 1 + 0.1 * (n - 1)  # noqa: E731
+    # 74 tokens to decode: a pass of 1 + 64 (cost 7.4), then one of 1 + 8 for the rest (cost 1.8)
+    assert oracle_speedup(PromptLookup(), [copy_run], linear) == pytest.approx(74 / 9.2)
+    novel_run = ([*text, 1], list(range(500, 560)))
+    assert oracle_speedup(PromptLookup(), [novel_run], linear) == 1.0
+    assert oracle_speedup(PromptLookup(), [copy_run], lambda n: float(n)) == 1.0
+    both = oracle_speedup(PromptLookup(), [novel_run, copy_run], linear, count_from=1)
+    assert both == pytest.approx(74 / 9.2)
