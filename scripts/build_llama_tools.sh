@@ -3,7 +3,7 @@
 # bundled in the llama-cpp-python sdist (the same llama.cpp the embedded backend runs), into
 # tools/llama.cpp/build/bin (git-ignored). Only those targets are built, to keep CI short
 # (clean build on 2 cores: ~7 min idle, ~11 min on a busy machine; incremental: seconds).
-# Usage: scripts/build_llama_tools.sh [TOOLS_DIR]   (env: PYTHON, LLAMA_CPP_PY_VERSION, JOBS)
+# Usage: scripts/build_llama_tools.sh [TOOLS_DIR]   (env: PYTHON, LLAMA_CPP_PY_VERSION, JOBS, CFLAGS, CXXFLAGS)
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 tools="${1:-$here/tools}"
@@ -36,7 +36,8 @@ run_logged() {
     "$@" >"$log" 2>&1 || { tail -30 "$log" >&2; echo "llama-tools: failed, see $log" >&2; exit 1; }
 }
 run_logged "$tools/cmake-configure.log" cmake -S "$src" -B "$src/build" -DCMAKE_BUILD_TYPE=Release \
-    -DLLAMA_CURL=OFF -DGGML_NATIVE=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DBUILD_SHARED_LIBS=OFF
+    -DLLAMA_CURL=OFF -DGGML_NATIVE=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DBUILD_SHARED_LIBS=OFF \
+    -DCMAKE_C_FLAGS="${CFLAGS:-}" -DCMAKE_CXX_FLAGS="${CXXFLAGS:-}"
 run_logged "$tools/cmake-build.log" cmake --build "$src/build" --config Release -j "$jobs" --target "${targets[@]}"
 for t in "${targets[@]}"; do test -x "$src/build/bin/$t" || { echo "missing $src/build/bin/$t" >&2; exit 1; }; done
 echo "llama-tools: built ${targets[*]} in $src/build/bin ($(( $(date +%s) - start )) s)"
