@@ -10,8 +10,9 @@ export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
 # enabling its register state kill the process (SIGILL) on the first batched matmul; the lab's EPYC
 # has no AMX, so it is left out everywhere. The flags reach both pip's build and `make llama-tools`.
 ifeq ($(shell uname -m),x86_64)
-export CFLAGS += -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
-export CXXFLAGS += -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+export CFLAGS += $(NO_AMX)
+export CXXFLAGS += $(NO_AMX)
 endif
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 

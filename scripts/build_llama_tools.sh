@@ -3,7 +3,8 @@
 # bundled in the llama-cpp-python sdist (the same llama.cpp the embedded backend runs), into
 # tools/llama.cpp/build/bin (git-ignored). Only those targets are built, to keep CI short
 # (clean build on 2 cores: ~7 min idle, ~11 min on a busy machine; incremental: seconds).
-# Usage: scripts/build_llama_tools.sh [TOOLS_DIR]   (env: PYTHON, LLAMA_CPP_PY_VERSION, JOBS, CFLAGS, CXXFLAGS)
+# Usage: scripts/build_llama_tools.sh [TOOLS_DIR]   (env: PYTHON, LLAMA_CPP_PY_VERSION, JOBS, CFLAGS, CXXFLAGS;
+# `make llama-tools` sets CFLAGS/CXXFLAGS to leave AMX out, see the Makefile)
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 tools="${1:-$here/tools}"
