@@ -335,3 +335,41 @@ def test_oracle_replay_verifies_exactly_the_right_prefix() -> None:
     assert oracle_speedup(PromptLookup(), [copy_run], lambda n: float(n)) == 1.0
     both = oracle_speedup(PromptLookup(), [novel_run, copy_run], linear, count_from=1)
     assert both == pytest.approx(74 / 9.2)
+
+
+DIGITS = frozenset(range(100, 110))  # token ids standing for the digits 0-9 in these tests
+
+
+def test_number_pointer_takes_the_current_requests_number() -> None:
+    """A number the source had copied from after an anchor is replaced by what follows that anchor now."""
+    from epyc_agent.inference.sources.numbers import NumberPointer
+
+    # source: "id 1 2 . SQL id = 1 2 AND"; the draft copies "1 2 AND" from its SQL line
+    source = [7, 8, 101, 102, 9, 50, 7, 8, 51, 101, 102, 60, -1]
+    context = [3, 7, 8, 104, 105, 106, 9, 50, 7, 8, 51]  # "id 4 5 6 . SQL id ="
+    ptr = NumberPointer(DIGITS)
+    toks, probs = ptr.repoint([101, 102, 60], [0.4, 0.4, 0.3], source, 11, context)
+    assert toks == [104, 105, 106, 60]  # the whole current number, then the source's next token
+    assert probs == pytest.approx([0.8, 0.8, 0.8, 0.6])  # the pointer's prior, not the source's spread
+    ptr.feedback(4, 4)
+    assert ptr.accuracy > 0.8
+    ptr.repoint([101, 102, 60], [0.4, 0.4, 0.3], source, 11, context)
+    before = ptr.accuracy
+    ptr.feedback(4, 1)  # its first digit was wrong
+    assert ptr.accuracy < before
+
+
+def test_number_pointer_leaves_what_it_cannot_place() -> None:
+    """No earlier occurrence in the source, no anchor in the context, or a run still being written: unchanged."""
+    from epyc_agent.inference.sources.numbers import NumberPointer
+
+    ptr = NumberPointer(DIGITS)
+    draft, probs = [101, 102, 60], [0.4, 0.4, 0.3]
+    fresh = [7, 8, 51, 101, 102, 60, -1]  # the number appears only once in the source
+    assert ptr.repoint(draft, probs, fresh, 5, [7, 8, 104, 9]) == (draft, probs)
+    source = [7, 8, 101, 102, 9, 51, 101, 102, 60, -1]
+    assert ptr.repoint(draft, probs, source, 8, [1, 2, 3]) == (draft, probs)  # anchor absent
+    assert ptr.repoint(draft, probs, source, 8, [7, 8, 104]) == (draft, probs)  # "4..." may go on
+    assert ptr.repoint([60, 61], [0.5, 0.4], source, 9, [7, 8, 104, 9]) == ([60, 61], [0.5, 0.4])
+    ptr.feedback(3, 0)  # nothing was re-pointed: nothing learnt
+    assert ptr.accuracy == pytest.approx(0.8)

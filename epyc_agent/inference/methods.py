@@ -16,6 +16,7 @@ _SUFFIX = {
     "min_token_prob": 0.1,
     "max_cached_tokens": 100_000,
     "use_global": True,
+    "repoint_numbers": True,
 }
 _DRAFT = {"draft_k": 8}
 _COMMON = {"adaptive": True}
@@ -108,6 +109,7 @@ def make_sources(
             min_token_prob=p["min_token_prob"],
             max_cached_tokens=p["max_cached_tokens"],
             use_global=p["use_global"],
+            repoint_numbers=p["repoint_numbers"],
             store_dir=store_dir,
             adaptive=adaptive,
         )

@@ -13,6 +13,7 @@ import os
 from typing import Any
 
 from epyc_agent.inference.sources.base import Draft, DraftSource
+from epyc_agent.inference.sources.numbers import NumberPointer, digit_tokens
 from epyc_agent.inference.sources.suffix_index import SEP, SuffixIndex
 
 STORE_VERSION = 1
@@ -159,6 +160,7 @@ class SuffixDecoding(DraftSource):
         min_token_prob: float = 0.1,
         max_cached_tokens: int = 100_000,
         use_global: bool = True,
+        repoint_numbers: bool = True,
         store_dir: str | None = None,
         adaptive: bool = True,
     ) -> None:
@@ -181,9 +183,15 @@ class SuffixDecoding(DraftSource):
         self.lead_tokens = max_depth
         self.lead: list[int] = []
         self._last_global: Any = None
+        self.repoint_numbers = repoint_numbers
+        self.numbers: NumberPointer | None = None
 
     def attach(self, llm: Any) -> None:
         """Open the global cache for this tokenizer (token ids mean nothing across tokenizers)."""
+        if self.repoint_numbers:
+            digits = digit_tokens(llm)
+            if self.numbers is None or self.numbers.digits != digits:
+                self.numbers = NumberPointer(digits)
         if not self.use_global:
             return
         from epyc_agent.inference.model import tokenizer_fingerprint
@@ -208,14 +216,19 @@ class SuffixDecoding(DraftSource):
     def propose(self, k: int) -> Draft | None:
         k = min(k, self.k)
         tail = self.context[-self.opts["max_depth"] :]  # type: ignore[index]
-        toks, probs, _ = self.local.speculate(tail, k=k, **self.opts)
+        index = self.local
+        toks, probs, ends = index.speculate(tail, k=k, **self.opts)
         self._last_global = None
         if self.global_cache is not None:
             gtoks, gprobs, gpos = self.global_cache.index.speculate(tail, k=k, **self.opts)
             if sum(gprobs) > sum(probs):
-                toks, probs, self._last_global = gtoks, gprobs, gpos
+                index, toks, probs, ends = self.global_cache.index, gtoks, gprobs, gpos
+                self._last_global = gpos
         if not toks:
             return None
+        if self.numbers is not None:
+            toks, probs = self.numbers.repoint(toks, probs, index.arr, int(ends.max()), self.context)
+            toks, probs = toks[:k], probs[:k]
         # counts from a handful of past responses are overconfident: recent acceptance caps them
         q, term = self.token_rate(), 1.0
         capped = []
@@ -226,6 +239,8 @@ class SuffixDecoding(DraftSource):
 
     def feedback(self, drafted: int, accepted: int) -> None:
         super().feedback(drafted, accepted)
+        if self.numbers is not None:
+            self.numbers.feedback(drafted, accepted)
         if accepted and self._last_global is not None and self.global_cache is not None:
             self.global_cache.touch(self._last_global)
 
