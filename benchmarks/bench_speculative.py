@@ -178,7 +178,7 @@ def main(argv: list[str]) -> int:
     print(f"ceiling (every draft accepted, best k): {ceiling:.2f}x")
     learnt = {n: round(ms, 1) for n, ms in cost_of(llm).curve().items()}
     print(f"engine's learnt cost (ms by batch size): {learnt}")
-    oracle = oracles(outputs, cost_of(llm).relative, warm, tmp)
+    oracle = oracles(llm, outputs, warm, tmp)
     rows = []
     for w, ms in med.items():
         base = ms["plain"]["decode_tps"]
@@ -237,9 +237,13 @@ def main(argv: list[str]) -> int:
 
 
 def oracles(
-    outputs: dict[tuple[str, str], list[tuple[list[int], list[int]]]], relative: Any, warm: int, tmp: str
+    llm: Any, outputs: dict[tuple[str, str], list[tuple[list[int], list[int]]]], warm: int, tmp: str
 ) -> dict[str, dict[str, float]]:
-    """Per workload and method, the speedup a hindsight draft length reaches with fresh sources."""
+    """Per workload and method, the speedup a hindsight draft length reaches with fresh sources.
+
+    Sources are attached to the model as in a real run (suffix learns its digit tokens there), and
+    passes are priced by the cost curve the engine learnt during the run.
+    """
     out: dict[str, dict[str, float]] = {}
     for (w, method), runs in outputs.items():
         if method == "plain":
@@ -247,6 +251,8 @@ def oracles(
         store = tempfile.mkdtemp(prefix="oracle-", dir=tmp) if w == "sql" else None
         source = make_sources(method, {}, store_dir=store)
         leaf = source[0] if len(source) == 1 else Stack(list(source))
+        leaf.attach(llm)
+        relative = cost_of(llm).relative
         out.setdefault(w, {})[method] = oracle_speedup(leaf, runs, relative, count_from=warm if w == "sql" else 0)
     return out
 
