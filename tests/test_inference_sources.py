@@ -199,6 +199,22 @@ def test_verify_cost_knows_the_row_tile() -> None:
     assert all((best_length(q, 64, cost=cost) + 1) % 4 == 0 for q in (0.7, 0.9, 0.95, 0.98))
 
 
+def test_verify_cost_counts_time_outside_the_pass() -> None:
+    """On a tiny model a pass takes 0.2 ms and a step ~1 ms more (drafting, bookkeeping): what a longer
+    batch adds is small against the whole step, so timer noise between passes must not stop drafting."""
+    from epyc_agent.inference.cost import VerifyCost
+    from epyc_agent.inference.speculative import best_length
+
+    cost = VerifyCost()
+    for n, ms in ((1, 0.14), (2, 0.3), (4, 0.4), (5, 0.45)):
+        cost.record(n, ms)
+    assert best_length(0.7, 4, cost=cost) == 0  # pass times alone: 5 tokens look 3x one, not worth it
+    for _ in range(60):
+        cost.record_step(1.0)
+    assert cost.relative(5) == pytest.approx((0.45 + cost.step_ms) / (0.14 + cost.step_ms))
+    assert best_length(0.7, 4, cost=cost) == 4
+
+
 def test_prompt_lookup_confidence_grows_with_the_match() -> None:
     """A long copied span earns long drafts, a two-token coincidence a cautious one."""
     from epyc_agent.inference.sources.prompt_lookup import SpanSurvival

@@ -41,12 +41,15 @@ class VerifyCost:
     every measured size, prices the sizes never tried and keeps one disturbed measurement (another
     process took the CPU) from condemning a size for good. Each size keeps a moving average that
     follows a drop faster than a rise, since interference only ever adds time. With a single
-    measured size the reference curve supplies the slope.
+    measured size the reference curve supplies the slope. A step also spends time outside its
+    pass (drafting, bookkeeping) that does not grow with the batch: `relative` counts it, which
+    matters on tiny models whose passes take less than a millisecond.
     """
 
     def __init__(self) -> None:
         self.ms: dict[int, float] = {}
         self.count: dict[int, int] = {}
+        self.step_ms = 0.0  # moving average of a step's time outside its verification pass
         self._table: list[float] = []
 
     def record(self, n: int, ms: float) -> None:
@@ -56,6 +59,11 @@ class VerifyCost:
         else:
             self.ms[n] = old + (0.5 if ms < old else 0.1) * (ms - old)
         self.count[n] = self.count.get(n, 0) + 1
+        self._table = []
+
+    def record_step(self, ms: float) -> None:
+        """Time a step spent outside its verification pass."""
+        self.step_ms += 0.1 * (max(ms, 0.0) - self.step_ms)
         self._table = []
 
     def _line(self) -> Line | None:
@@ -107,8 +115,9 @@ class VerifyCost:
         if not self.ms:
             return [0.0, *(prior_cost(n) for n in range(1, size))]
         line = self._line()  # fitted once per table, not once per size
-        one = self._estimate(1, line)
-        return [0.0, *(self._estimate(n, line) / one for n in range(1, size))]
+        extra = self.step_ms
+        one = self._estimate(1, line) + extra
+        return [0.0, *((self._estimate(n, line) + extra) / one for n in range(1, size))]
 
     def curve(self) -> dict[int, float]:
         """Measured sizes and their ms (for reports)."""

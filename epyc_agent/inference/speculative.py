@@ -102,6 +102,7 @@ def generate_speculative(
         source.extend(out)
         done = max_tokens <= 1 or (stop_at_eos and dec.is_eog(first))
         while not done:
+            t_step = time.perf_counter()
             base = dec.n_past
             # emitted per step = accepted + 1, so a draft may use all but one remaining slot
             room = min(max_draft, max_tokens - len(out) - 1, dec.n_ctx - base - 1)
@@ -115,7 +116,8 @@ def generate_speculative(
             t_pass = time.perf_counter()
             dec.decode([out[-1], *draft])
             best = dec.argmax(n + 1)
-            cost.record(n + 1, (time.perf_counter() - t_pass) * 1e3)
+            t_verified = time.perf_counter()
+            cost.record(n + 1, (t_verified - t_pass) * 1e3)
             i = 0
             while i < n and draft[i] == best[i]:
                 i += 1
@@ -145,6 +147,7 @@ def generate_speculative(
             source.extend(emitted)
             if len(out) >= max_tokens:
                 done = True
+            cost.record_step((time.perf_counter() - t_step - (t_verified - t_pass)) * 1e3)
         t_end = time.perf_counter()
         source.end(out)
         dec.reset()
