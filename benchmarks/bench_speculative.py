@@ -43,22 +43,26 @@ def model_path(tmp: str) -> str:
     return str(assemble(output_path=Path(tmp) / "gemma-3-270m-q4_k_m.gguf"))
 
 
-def verify_cost(llm: Any, reps: int) -> dict[int, float]:
-    """Median ms of one decode of k tokens (all with logits) after a 200-token context."""
+def verify_cost(llm: Any, reps: int) -> tuple[dict[int, float], dict[int, float]]:
+    """Median ms of one decode of k tokens after a 200-token context: with logits for all k
+    (a verification pass), and with logits for the last only (so the difference is what the
+    output layer costs for the other k - 1 rows)."""
     dec = Decoder(llm)
     ctx = llm.tokenize(b"The quick brown fox jumps over the lazy dog. " * 20)[:200]
     dec.prefill(ctx)
-    out: dict[int, list[float]] = {k: [] for k in (1, 2, 4, 8, 16, 32, 64)}
+    sizes = (1, 2, 4, 8, 16, 32, 64)
+    out: dict[tuple[int, bool], list[float]] = {(k, every): [] for k in sizes for every in (True, False)}
     for _ in range(max(5, reps * 3)):
-        for k, times in out.items():
+        for (k, every), times in out.items():
             t = time.perf_counter()
-            dec.decode(ctx[:k])
-            dec.argmax(k)
+            dec.decode(ctx[:k], logits_from=0 if every else k - 1)
+            dec.argmax(k if every else 1)
             times.append((time.perf_counter() - t) * 1e3)
             dec.truncate(len(ctx))
     dec.reset()
     dec.close()
-    return {k: statistics.median(v) for k, v in out.items()}
+    med = {key: statistics.median(v) for key, v in out.items()}
+    return {k: med[k, True] for k in sizes}, {k: med[k, False] for k in sizes}
 
 
 def llama_cpp_lookup(path: str, prompt: list[int], max_tokens: int) -> dict[str, float]:
@@ -164,7 +168,7 @@ def main(argv: list[str]) -> int:
             }
         )
         print(f"# rep {rep + 1}/{reps} done in {time.perf_counter() - t_rep:.0f} s", flush=True)
-    cost = verify_cost(llm, reps)
+    cost, one_row = verify_cost(llm, reps)
 
     med = {
         w: {
@@ -175,6 +179,8 @@ def main(argv: list[str]) -> int:
     }
     ceiling = max(k * cost[1] / cost[k] for k in cost)
     print("\nbatch verification cost (ms): " + ", ".join(f"k={k} {v:.1f}" for k, v in cost.items()))
+    one = ", ".join(f"k={k} {v:.1f}" for k, v in one_row.items())
+    print(f"the same passes with logits for the last token only (ms): {one}")
     print(f"ceiling (every draft accepted, best k): {ceiling:.2f}x")
     learnt = {n: round(ms, 1) for n, ms in cost_of(llm).curve().items()}
     print(f"engine's learnt cost (ms by batch size): {learnt}")
@@ -220,6 +226,7 @@ def main(argv: list[str]) -> int:
         "sql_tokens": args.sql_tokens,
         "quick": args.quick,
         "verify_cost_ms": cost,
+        "one_logits_row_ms": one_row,
         "ceiling": ceiling,
         "engine_cost_ms": learnt,
         "oracle": oracle,
