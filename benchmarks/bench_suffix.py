@@ -12,6 +12,7 @@ median of either exceeds 1 ms.
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import statistics
@@ -85,4 +86,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()  # -h, and no silent typos
     sys.exit(main())
