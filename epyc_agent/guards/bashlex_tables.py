@@ -7,15 +7,20 @@ is a new process per tool call, so the tables are cached as JSON in
 and mtime of bashlex's parser and yacc modules, and the parser object is built
 from them. A missing, stale or unreadable cache falls back to bashlex's own build
 (and rewrites the cache); the parse itself is bashlex's, unchanged.
+
+The folder is agent-writable and forged tables would change what the bash guard sees, so the
+cache is signed (`fileio.write_json_signed`, key outside the root): a file that fails the check is
+rebuilt over, never used.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import sys
 import types
+
+from ..fileio import read_json_signed, secret_key, write_json_signed
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -83,35 +88,29 @@ def load(state_dir: str | None) -> types.ModuleType:
 def _cached_yacc(original: Any, y: Any, path: str, key: list[Any]) -> Any:
     def yacc(**kw: Any) -> Any:
         pdict = sys._getframe(1).f_globals  # bashlex.parser's namespace: the p_* grammar functions
+        secret = secret_key(os.path.dirname(os.path.dirname(path)))
+        data = read_json_signed(path, secret)
         try:
-            with open(path, encoding="utf-8") as f:
-                data = json.load(f)
-            if data.get("key") == key:
+            if isinstance(data, dict) and data.get("key") == key:
                 return y.LRParser(_Tables(data, pdict), pdict["p_error"])
-        except (OSError, ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             pass
         parser = original(module=types.SimpleNamespace(**pdict), **kw)
-        _save(path, key, parser)
+        _save(path, key, parser, secret)
         return parser
 
     return yacc
 
 
-def _save(path: str, key: list[Any], parser: Any) -> None:
+def _save(path: str, key: list[Any], parser: Any, secret: bytes | None) -> None:
+    """Best effort: a cache that cannot be written (or signed) only costs speed."""
     data = {
         "key": key,
         "productions": [[p.name, p.len, p.func, p.str] for p in parser.productions],
         "action": {str(k): v for k, v in parser.action.items()},
         "goto": {str(k): v for k, v in parser.goto.items()},
     }
-    tmp = f"{path}.{os.getpid()}.tmp"
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, separators=(",", ":"))
-        os.replace(tmp, path)
-    except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        write_json_signed(path, data, secret)
+    except (OSError, ValueError):
+        pass
