@@ -17,9 +17,9 @@ from typing import Any
 
 import orjson
 
-from ..events.reader import ReadStats, agent_of, line_blocks, shard_files
+from ..events.reader import ReadStats, agent_of, glued_at, line_blocks, shard_files
 from .filters import Query
-from .scan import AGENT, CAT, LEVEL, SES, TS, V1_TAIL, careful, event, exit_code, map_shards, text
+from .scan import AGENT, CAT, LEVEL, SES, TS, TS_HEAD, V1_TAIL, careful, event, exit_code, map_shards, text
 
 _MID = b'Z","session":"'  # bytes 33..47 of every v1 line: end of the timestamp, start of the head
 _HEAD = re.compile(rb'"session":"([^"\\]*)","agent":"([^"\\]*)","level":"(INFO|WARN|ERROR)","cat":"([A-Z][A-Z0-9_]*)"')
@@ -58,6 +58,8 @@ def _census_part(path: str, q: Query) -> tuple[dict[str, Any], ReadStats]:
     since, until = q.since, q.until
     for n, lines in line_blocks(path, st):
         ok = [ln[33:47] == _MID and ln.endswith(V1_TAIL) for ln in lines]
+        if b"".join(lines).count(TS_HEAD) != len(lines):  # some line lacks a head or has two (glued)
+            ok = [o and glued_at(ln) == -1 for o, ln in zip(ok, lines, strict=True)]
         v1 = lines if all(ok) else list(compress(lines, ok))
         keys = [ln[36 : ln.find(b',"msg":"', 36)] for ln in v1]
         uniq = set(keys)

@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from ..events.reader import ReadStats, agent_of, line_blocks, parse_line, ts_key
+from ..events.reader import ReadStats, agent_of, glued_at, line_blocks, parse_line, ts_key, why_corrupt
 
 TS, SES, AGENT, LEVEL, CAT, LINE, RAW, FILE = range(8)
 Item = tuple[Any, ...]
@@ -38,6 +38,7 @@ _HEAD = re.compile(
     rb'"level":"(INFO|WARN|ERROR)","cat":"([A-Z][A-Z0-9_]*)",.*,"v":1\}\n',
     re.S,
 )
+TS_HEAD = b'{"ts":"'
 _EXIT = re.compile(rb',"exit_code":(-?\d+)[,}]')
 _LEVELS = {"WARNING": b"WARN", "WARN": b"WARN", "ERROR": b"ERROR", "ERR": b"ERROR", "INFO": b"INFO"}
 
@@ -51,7 +52,7 @@ def careful(raw: bytes, line: int, path: str, agent: str, stats: ReadStats) -> I
     ev = parse_line(raw, agent)
     if ev is None:
         if raw.strip():
-            stats.add_corrupt(path, line, "incomplete last line" if not raw.endswith(b"\n") else "not an event", raw)
+            stats.add_corrupt(path, line, why_corrupt(raw), raw)
         return None
     key = ts_key(ev.get("ts"))
     if key is None:
@@ -74,8 +75,10 @@ def parse_lines(
     if select is None or idx is None:
         numbers = range(first, first + len(lines))  # type: ignore[assignment]
     ms = list(map(_HEAD.fullmatch, lines))
-    if None not in ms:  # the common case: all our own v1 lines
+    # The common case: all our own v1 lines, one line head each (nothing glued: one C pass).
+    if None not in ms and b"".join(lines).count(TS_HEAD) == len(ms):
         return [(*m.groups(), i, raw, path) for m, i, raw in zip(ms, numbers, lines, strict=False)]
+    ms = [None if m is not None and glued_at(m.string) != -1 else m for m in ms]  # glued: the careful path
     out = [
         (*m.groups(), i, raw, path) if m is not None else careful(raw, i, path, agent, stats)
         for m, i, raw in zip(ms, numbers, lines, strict=False)

@@ -7,7 +7,10 @@ All three old formats are upgraded here, in one place:
 Timestamps with any UTC offset (or none: taken as UTC) become one sortable UTC
 key. Shards are read in blocks, each block sorted (concurrent writers can append
 slightly out of order), and merged with bounded memory. A line that cannot be
-read is counted with file:line, never dropped silently and never fatal.
+read is counted with file:line, never dropped silently and never fatal. That
+includes a partial line (disk full, a writer killed mid-line) and, from writers
+before the newline repair, a partial line with the next event glued onto it: no
+JSON parse accepts either, and `why_corrupt` names which it is.
 """
 
 from __future__ import annotations
@@ -167,6 +170,30 @@ def _typed_from_details(ev: dict[str, Any]) -> None:
             ev.setdefault("action", d[len("action=") :].split(";", 1)[0].strip())
 
 
+# Inside a JSON string every quote is escaped, so our line head can only appear unescaped where
+# an event starts: after the first byte, it means another event was appended onto a partial line.
+_GLUED_RE = re.compile(rb'\{"ts":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z","session":"')
+_TS_HEAD = b'{"ts":"'
+
+
+def glued_at(raw: bytes) -> int:
+    """Where a second event starts inside one line (a partial line with the next event appended), or -1."""
+    i = raw.find(_TS_HEAD, 1)
+    while i != -1:
+        if _GLUED_RE.match(raw, i):
+            return i
+        i = raw.find(_TS_HEAD, i + 1)
+    return -1
+
+
+def why_corrupt(raw: bytes) -> str:
+    """The reason a line that did not parse is reported under."""
+    at = glued_at(raw)
+    if at != -1:
+        return f"partial event with another glued on at byte {at + 1} (a write was cut short)"
+    return "incomplete last line" if not raw.endswith(b"\n") else "not an event"
+
+
 def parse_line(raw: bytes, agent: str) -> dict[str, Any] | None:
     """One line -> event, or None if it is not a readable event."""
     s = raw.strip()
@@ -296,8 +323,7 @@ def _parse_one(raw: bytes, lineno: int, path: str, agent: str, stats: ReadStats,
     ev = parse_line(raw, agent)
     if ev is None:
         if raw.strip():
-            why = "incomplete last line" if not raw.endswith(b"\n") else "not an event"
-            stats.add_corrupt(path, lineno, why, raw)
+            stats.add_corrupt(path, lineno, why_corrupt(raw), raw)
         return
     key = ts_key(ev.get("ts"))
     if key is None:

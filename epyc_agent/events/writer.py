@@ -4,6 +4,13 @@ Every event is one `os.write` of one whole line on an `O_APPEND` descriptor:
 the kernel appends it atomically, so concurrent processes writing the same
 shard never interleave. One shard per agent keeps agents from contending.
 
+Faults never merge two events into one line. A shard whose last byte is not a
+newline (a disk-full partial line, a writer killed mid-line) gets a newline before
+the next event, so the partial stays a corrupt line of its own; a short write is
+ended with a newline and the whole event written once more; a second failure
+raises. Shards are opened with O_NOFOLLOW and must be regular files: a symlink
+planted at a shard's name cannot send events out of the log dir.
+
 `AuditLog.logger()` gives a structlog logger whose renderer is the same
 `encode_event` and whose sink is the same descriptor, for library code that
 prefers structlog's bind-and-log style; structlog is imported only then.
@@ -11,7 +18,9 @@ prefers structlog's bind-and-log style; structlog is imported only then.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 
 from . import verbs
 from .schema import DEFAULT_AGENT, NO_SESSION, encode_event, make_event, shard_name
@@ -20,15 +29,54 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+# O_RDWR: the last byte is read once (pread) to find a partial line. O_NONBLOCK: a FIFO planted at
+# the shard's name cannot hang the hook.
+_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
+
+
+class ShardError(OSError):
+    """The shard is not a regular file we may append to (a symlink, a device, a folder)."""
+
+
+def open_shard(path: str) -> tuple[int, bool]:
+    """(O_APPEND descriptor, whether the file lacks a final newline). Refuses symlinks and non-files."""
+    try:
+        fd = os.open(path, _FLAGS, 0o644)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise ShardError(errno.ELOOP, "the shard is a symlink; refusing to follow it", path) from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ShardError(errno.EINVAL, "the shard is not a regular file", path)
+        return fd, st.st_size > 0 and os.pread(fd, 1, st.st_size - 1) != b"\n"
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def append_line(fd: int, line: bytes) -> None:
-    """Write a whole line; a short write (disk full, signal) continues rather than drops."""
-    view = memoryview(line)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
+    """Write one whole line in one `os.write`, retried once on a fault; raises if that fails too.
+
+    A short write (disk full, file size limit, signal) leaves part of the line on disk: it is
+    ended with a newline, so it reads as one corrupt line, and the whole line is written again.
+    Finishing the rest instead could glue it to a concurrent writer's line.
+    """
+    for attempt in (1, 2):
+        try:
+            n = os.write(fd, line)
+        except OSError:
+            if attempt == 2:
+                raise
+            continue
+        if n == len(line):
+            return
+        try:
+            os.write(fd, b"\n")
+        except OSError:
+            pass  # the next writer's open sees the missing newline
+    raise OSError(errno.ENOSPC, f"short write to the audit log ({n} of {len(line)} bytes, twice)")
 
 
 class AuditLog:
@@ -40,18 +88,28 @@ class AuditLog:
         self.agent = agent or DEFAULT_AGENT
         self.path = os.path.join(self.log_dir, shard_name(self.agent))
         self._fd: int | None = None
+        self._needs_newline = False
 
     # -- core ---------------------------------------------------------------
     def _open(self) -> int:
         if self._fd is None:
             os.makedirs(self.log_dir, exist_ok=True)
-            self._fd = os.open(self.path, _FLAGS, 0o644)
+            self._fd, self._needs_newline = open_shard(self.path)
         return self._fd
 
     def write(self, event: dict[str, Any]) -> dict[str, Any]:
         """Append a ready event (from `make_event`)."""
-        append_line(self._open(), encode_event(event))
+        self._append(encode_event(event))
         return event
+
+    def _append(self, line: bytes) -> None:
+        """One line; after a partial line (found on open, or left by a failed write) a newline first."""
+        fd = self._open()
+        if self._needs_newline:
+            line = b"\n" + line
+        self._needs_newline = True  # until the write is known whole
+        append_line(fd, line)
+        self._needs_newline = False
 
     def event(self, cat: str, msg: Any = "", **fields: Any) -> dict[str, Any]:
         """Build and append an event for this session and agent."""
@@ -142,7 +200,7 @@ class _ShardSink:
         self._log = log
 
     def msg(self, line: bytes) -> None:
-        append_line(self._log._open(), line)
+        self._log._append(line)
 
     debug = info = warning = warn = error = critical = exception = log = msg
 
