@@ -4,8 +4,10 @@ The old tool counted a command over a whole month ("git status 86x") and called
 it a loop. Here every finding comes from one (session, agent) stream, in the
 order that agent wrote it, and the patterns are about runs:
 
-* retry_storm - the same command failed N+ times in a row (default 3: the lab's
-  "at most 3 retries" rule). Edits in between do not excuse it.
+* retry_storm - the same command failed N+ times (default 3: the lab's "at most 3
+  retries" rule) without succeeding in between. Other commands and edits in between
+  do not end the count: it is the retry guard's own rule (guards.retry.count_result),
+  so the report finds every storm the live guard stopped.
 * repeat - the same command gave the same result (exit code and normalised
   output summary) N+ times in a row (default 4) without being a retry storm.
   A file modification in between ends the run: re-running after a change is work.
@@ -19,8 +21,12 @@ order that agent wrote it, and the patterns are about runs:
   several times in one go is one visit; A,B,A,B,A within a few edits is churn.
 
 "In a row" counts commands (CMD_RESULT events); other categories do not break
-runs. Commands are compared after `normalize` (whitespace, PIDs, timestamps).
-Memory per stream is bounded (line references are capped per finding).
+runs. Calls are compared on the hook's call identity (`data.call_id`: the tool and
+all its arguments, so one Grep pattern over two globs is two calls) when the event
+has one, else (older logs, `session exec`) on the command after `normalize`
+(whitespace, PIDs, timestamps). Interrupted calls neither fail nor succeed.
+Memory per stream is bounded (line references are capped per finding, failing
+commands tracked per stream are capped like the guard's).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from collections import deque
 from typing import Any
 
 from ..events.reader import ReadStats, shard_files
+from ..guards.retry import count_result
 from .filters import Query
 from .normalize import normalize, result_text
 from .scan import AGENT, CAT, FILE, LINE, SES, TS, Item, event, map_shards, scan_shard, text
@@ -71,11 +78,12 @@ class _Run:
         if ref is not None:
             self.add(ref)
 
-    def add(self, ref: Ref) -> None:
+    def add(self, ref: Ref) -> _Run:
         self.n += 1
         self.last = ref
         if len(self.refs) < MAX_LINES:
             self.refs.append(ref)
+        return self
 
 
 class Stream:
@@ -83,14 +91,14 @@ class Stream:
 
     def __init__(self, session: bytes, agent: bytes, th: dict[str, Any], out: list[dict[str, Any]]) -> None:
         self.session, self.agent, self.th, self.out = text(session), text(agent), th, out
-        self.cmd: str | None = None  # normalised command of the current same-command run
-        self.fails: _Run | None = None
+        self.cmd: str | None = None  # identity of the current same-command run
+        self.fails: dict[str, _Run] = {}  # identity -> its failures since it last succeeded
         self.same: _Run | None = None
         self.same_first: Ref | None = None  # first command of the current same-result run
         self.same_key: tuple[int | None, str] | None = None
         self.same_code: int | None = None
         self.same_details = ""
-        self.prev: list[tuple[str, Ref]] = []  # last two commands (norm, ref)
+        self.prev: list[tuple[str, Ref, str]] = []  # last two commands (identity, ref, command)
         self.alt: _Run | None = None
         self.window: deque[tuple[float, Ref]] = deque()
         self.window_s, self.burst_n = float(th["burst_window_s"]), int(th["burst"])
@@ -116,14 +124,13 @@ class Stream:
             }
         )
 
-    def _close_fails(self) -> None:
-        r, self.fails = self.fails, None
-        if r is not None and r.n >= self.th["retry_storm"]:
+    def _close_fails(self, r: _Run) -> None:
+        if r.n >= self.th["retry_storm"]:
             self._emit(
                 "retry_storm",
                 r,
                 r.subject,
-                f"stop retrying: `{r.subject}` failed {r.n} times in a row; read its error output, "
+                f"stop retrying: `{r.subject}` failed {r.n} times without succeeding; read its error output, "
                 "diagnose the cause and log a decision before running it again (max 3 retries)",
             )
 
@@ -179,14 +186,14 @@ class Stream:
     def command(self, it: Item) -> None:
         ev = event(it)
         raw_cmd = str(ev.get("cmd") or ev.get("msg") or "")
-        norm = normalize(raw_cmd)
+        data = ev.get("data")
+        call = data.get("call_id") if data.__class__ is dict else None
+        norm = call if call.__class__ is str else normalize(raw_cmd)
         code = ev.get("exit_code")
         code = code if code.__class__ is int else None
         ref: Ref = (it[TS], it[FILE], it[LINE])
         details = ev.get("details") or ""
         if norm != self.cmd:
-            if self.fails is not None:
-                self._close_fails()
             self._close_same()
             self.cmd = norm
         elif self.same_first is not None:  # the same command again: compare results (normalised lazily)
@@ -200,12 +207,8 @@ class Stream:
                 self._close_same()
         if self.same_first is None:
             self.same_first, self.same_key, self.same_code, self.same_details = ref, None, code, details
-        if code is not None and code != 0:
-            if self.fails is None:
-                self.fails = _Run(subject=raw_cmd)
-            self.fails.add(ref)
-        elif self.fails is not None:
-            self._close_fails()
+        if not (data.__class__ is dict and data.get("interrupted") is True):  # a user's stop is no result
+            self._retry(norm, code is not None and code != 0, ref, raw_cmd)
         # alternation: A,B,A,B,...
         p = self.prev
         cont = len(p) == 2 and norm == p[0][0] and norm != p[1][0]
@@ -215,10 +218,10 @@ class Stream:
             if self.alt is not None:
                 self._close_alt()
             if cont:
-                self.alt = _Run(p[0][1], f"`{p[0][0]}` and `{p[1][0]}`")
+                self.alt = _Run(p[0][1], f"`{normalize(p[0][2])}` and `{normalize(p[1][2])}`")
                 self.alt.add(p[1][1])
                 self.alt.add(ref)
-        p.append((norm, ref))
+        p.append((norm, ref, raw_cmd))
         if len(p) > 2:
             del p[0]
         # burst: more than N commands in the sliding window
@@ -238,6 +241,11 @@ class Stream:
                 self.burst.add(ref)
         elif self.burst is not None:
             self._close_burst()
+
+    def _retry(self, key: str, failed: bool, ref: Ref, subject: str) -> None:
+        """The retry guard's rule: a command's failures count until that command succeeds."""
+        for _, run in count_result(self.fails, key, failed, lambda r: (r or _Run(subject=subject)).add(ref)):
+            self._close_fails(run)
 
     def modify(self, it: Item) -> None:
         self._close_same()  # re-running after a change is work, not a loop
@@ -266,7 +274,9 @@ class Stream:
                 del self.files[p]
 
     def close(self) -> None:
-        self._close_fails()
+        for run in self.fails.values():
+            self._close_fails(run)
+        self.fails.clear()
         self._close_same()
         self._close_alt()
         self._close_burst()

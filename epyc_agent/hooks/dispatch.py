@@ -15,7 +15,7 @@ from ..config import load_config
 from ..errors import EpycAgentError
 from ..events.writer import AuditLog
 from ..guards.check import EDIT_TOOLS, MalformedInput, check_bash, check_edit, edit_path
-from ..guards.retry import OVERRIDE, check_retry, command_key, overridden
+from ..guards.retry import OVERRIDE, command_key, overridden, retry_finding
 from ..sessions import agent_id, session_file
 from ..storage import guard_for, is_under
 from . import payload as pl
@@ -197,22 +197,50 @@ class Hook:
         tables = None if isinstance(self.log, _Unlogged) else os.path.join(self.cfg.log_dir, ".state")
         found, how = check_bash(command, cwd, self.guard(), self.env, tables)
         info.update(how)
+        retry = self.retry(command, ti)
+        return found if retry is None else [*found, retry]
+
+    pending: str | None = None  # this call's retry key, if recorded as running
+
+    def retry(self, command: str, ti: dict[str, Any]) -> Finding | None:
+        """The retry rule for this call, counting identical calls still running; a call it lets
+        through is recorded as running (by tool_use_id) in the same locked step."""
+        if not self.session:
+            return None
         limit = int(self.cfg.guards.get("retry_limit", 3))
-        fails = state.load(self.cfg.log_dir, self.session).get("failures", {}) if self.session else {}
-        retry = check_retry(fails, command, limit)
-        if retry is not None:
-            if overridden(command, self.env):
-                self.log.event(
-                    "DECISION",
-                    f"retry limit overridden ({OVERRIDE}=1)",
-                    cmd=command,
-                    level="WARN",
-                    details=f"failed {fails.get(command_key(command))} times in a row before",
-                    data=self.data("PreToolUse", guard="retry", override=True),
-                )
-            else:
-                found.append(retry)
-        return found
+        key = command_key(command)
+        use_id = self.p.get("tool_use_id")
+        if isinstance(use_id, str) and use_id and not isinstance(self.log, _Unlogged):
+            timeout = ti.get("timeout")
+            secs = timeout / 1000 if isinstance(timeout, int | float) else None
+            failed, running = state.begin_call(self.cfg.log_dir, self.session, use_id, key, limit, secs)
+            self.pending = key if failed + running < limit else None
+        else:  # no id to settle it by (or no log to keep state in): results only
+            failed, running = state.load(self.cfg.log_dir, self.session).get("failures", {}).get(key, 0), 0
+        finding = retry_finding(failed, running, limit)
+        if finding is None or not overridden(command, self.env):
+            return finding
+        self.log.event(
+            "DECISION",
+            f"retry limit overridden ({OVERRIDE}=1)",
+            cmd=command,
+            level="WARN",
+            details=f"failed {failed} times in a row before" + (f", {running} still running" if running else ""),
+            data=self.data("PreToolUse", guard="retry", override=True),
+        )
+        return None
+
+    def release(self) -> None:
+        """The call was denied after all (another guard): it will not run, so it is not pending."""
+        use_id = self.p.get("tool_use_id")
+        if self.pending is not None and self.session and isinstance(use_id, str):
+            state.settle_call(self.cfg.log_dir, self.session, use_id, self.pending, None)
+            self.pending = None
+
+    def end_turn(self) -> None:
+        """The main agent's turn ended: calls never settled lost their result (state.clear_pending)."""
+        if self.session and not self.p.get("agent_id"):
+            state.clear_pending(self.cfg.log_dir, self.session)
 
 
 def _plausible_project(proj: str, root: str, home: str) -> bool:
@@ -246,8 +274,9 @@ def _pre_tool(h: Hook) -> str:
         ti = ti if isinstance(ti, dict) else {}
     deny = [f for f in findings if modes.get(f.guard, "enforce") == "enforce"]
     warn = [f for f in findings if modes.get(f.guard, "enforce") == "warn"]
-    base = h.data("PreToolUse", tool=tool, tool_use_id=use_id, **info)
+    base = h.data("PreToolUse", tool=tool, tool_use_id=use_id, call_id=pl.call_id(tool, ti), **info)
     if deny:
+        h.release()
         reason = " | ".join(f"[{f.guard}] {f.reason}" for f in deny)
         h.log.event(
             "DECISION",
@@ -360,16 +389,19 @@ def _post_tool(h: Hook) -> str:
         level="ERROR" if failed else "INFO",
         details=f"exit={code}; {summary}" if summary else f"exit={code}",
         data=h.data(
-            event, tool=tool, tool_use_id=p.get("tool_use_id"), **({"interrupted": True} if interrupted else {})
+            event,
+            tool=tool,
+            tool_use_id=p.get("tool_use_id"),
+            call_id=pl.call_id(tool, p.get("tool_input")),
+            **({"interrupted": True} if interrupted else {}),
         ),
     )
     ti = p.get("tool_input")
     if tool == "Bash" and h.session and isinstance(ti, dict) and isinstance(ti.get("command"), str):
+        use_id = p.get("tool_use_id")
+        outcome = None if failed and interrupted else failed  # the user stopping a command is not it failing
         key = command_key(ti["command"])
-        if failed and not interrupted:  # the user stopping a command is not the command failing
-            state.record_result(h.cfg.log_dir, h.session, key, True, summary)
-        elif not failed and key in state.load(h.cfg.log_dir, h.session).get("failures", {}):
-            state.record_result(h.cfg.log_dir, h.session, key, False)
+        state.settle_call(h.cfg.log_dir, h.session, use_id if isinstance(use_id, str) else None, key, outcome, summary)
     return ""
 
 
@@ -392,6 +424,7 @@ def _prompt(h: Hook) -> str:
         details=text[:PROMPT_CHARS],
         data=h.data("UserPromptSubmit", length=len(text), prompt_head=text[:PROMPT_CHARS]),
     )
+    h.end_turn()  # also after an interrupt (Esc), where Stop does not fire
     return ""
 
 
@@ -421,6 +454,8 @@ def _simple(h: Hook) -> str:
     msg = {"Stop": "agent stopped", "SubagentStop": "subagent stopped", "PostCompact": "context compacted"}
     text = msg.get(event) or (f"notification: {h.p.get('message')}" if event == "Notification" else event)
     h.log.event("OBSERVE", text, data=h.data(event))
+    if event == "Stop":
+        h.end_turn()
     return ""
 
 

@@ -88,3 +88,25 @@ def tool_label(tool: str, tool_input: Any) -> str:
             v = v if len(v) <= 200 else v[:200] + "..."
             return f"{tool} {v}"
     return tool
+
+
+METADATA_KEYS = frozenset({"description", "timeout", "run_in_background"})  # how a call runs, not what it does
+
+try:  # hashlib would load OpenSSL first (~14 ms at every hook start); blake2 is built in
+    from _blake2 import blake2b as _blake2b
+except ImportError:  # pragma: no cover - an interpreter without the builtin module
+    from hashlib import blake2b as _blake2b
+
+
+def call_id(tool: str, tool_input: Any) -> str:
+    """A call's identity, to tell a real repeat from a different call with the same label (one
+    Grep pattern over two globs): a hash of the tool and its sorted arguments without the
+    metadata keys. A Bash command counts in its parsed form (guards.retry.command_key), so the
+    loops report and the retry guard see the same command."""
+    from ..guards.retry import command_key
+
+    args = {k: v for k, v in tool_input.items() if k not in METADATA_KEYS} if isinstance(tool_input, dict) else {}
+    if tool == "Bash" and isinstance(args.get("command"), str):
+        args["command"] = command_key(args["command"])
+    text = json.dumps([tool, args], sort_keys=True, ensure_ascii=False, default=str)
+    return _blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()

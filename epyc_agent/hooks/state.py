@@ -1,9 +1,10 @@
 """Per-session hook state: a small JSON file, so the hook never reads the whole log.
 
 `<log_dir>/.state/hook-<session>.json` holds the consecutive-failure count per
-command (the retry guard) and the last few failures (for the compaction dump).
-PreToolUse only reads it; PostToolUse / PostToolUseFailure update it under an
-exclusive `flock` (parallel tool calls finish concurrently) and replace it
+command (the retry guard), the Bash calls still running, and the last few failures
+(for the compaction dump). Every change (a Bash PreToolUse recording its call as
+pending, PostToolUse / PostToolUseFailure settling it) happens under an exclusive
+`flock` (parallel tool calls start and finish concurrently) and replaces the file
 atomically, so a reader never sees half a file.
 """
 
@@ -14,13 +15,13 @@ import os
 
 from ..events.schema import now_ts, shard_name
 from ..fileio import write_json_atomic
+from ..guards.retry import count_result
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-MAX_KEYS = 200  # commands tracked per session (oldest dropped)
 RECENT = 10  # failures remembered for the dump
 
 
@@ -57,20 +58,102 @@ def update(log_dir: str, session: str, change: Callable[[dict[str, Any]], bool])
 
 
 def record_result(log_dir: str, session: str, key: str, failed: bool, summary: str = "") -> dict[str, Any]:
-    """Count a failure of `key`, or reset its count on success."""
+    """Count a failure of `key`, or reset its count on success (the rule: guards.retry.count_result)."""
+    return update(log_dir, session, lambda data: _count(data, key, failed, summary))
 
-    def change_ok(data: dict[str, Any]) -> bool:
-        return data.setdefault("failures", {}).pop(key, None) is not None
 
-    def change_fail(data: dict[str, Any]) -> bool:
-        fails: dict[str, int] = data.setdefault("failures", {})
-        n = fails.pop(key, 0) + 1  # re-inserted: dict order = least recently failed first
-        fails[key] = n
-        while len(fails) > MAX_KEYS:
-            fails.pop(next(iter(fails)))
-        recent: list[dict[str, Any]] = data.setdefault("recent_failures", [])
-        recent.append({"ts": now_ts(), "cmd": key[:300], "count": n, "error": summary[:300]})
-        del recent[:-RECENT]
+def _count(data: dict[str, Any], key: str, failed: bool, summary: str) -> bool:
+    fails: dict[str, int] = data.setdefault("failures", {})
+    ended = count_result(fails, key, failed, _plus_one)
+    if not failed:
+        return bool(ended)
+    recent: list[dict[str, Any]] = data.setdefault("recent_failures", [])
+    recent.append({"ts": now_ts(), "cmd": key[:300], "count": fails[key], "error": summary[:300]})
+    del recent[:-RECENT]
+    return True
+
+
+def _plus_one(n: int | None) -> int:
+    return (n or 0) + 1
+
+
+# -- calls still running --------------------------------------------------------------------
+# Claude Code runs every PreToolUse of one message's parallel batch before the first result
+# arrives, so four identical failing calls would all pass a guard that counts results only.
+# A call is therefore pending from its PreToolUse (by tool_use_id) until its PostToolUse /
+# PostToolUseFailure settles it. An entry whose Post never comes (the user pressed Esc,
+# another hook denied the call, a hook timed out) must not count for ever: all are dropped
+# when a turn ends (Stop) or a new prompt arrives (UserPromptSubmit; Stop does not fire on
+# an interrupt), and each expires after its call's timeout (at least Bash's 10-minute
+# maximum) plus a grace minute. Dropping one early only makes the guard more lenient.
+PENDING_MAX = 200
+BASH_MAX_S = 600.0
+GRACE_S = 60.0
+
+
+def begin_call(
+    log_dir: str, session: str, use_id: str, key: str, limit: int, timeout_s: float | None = None
+) -> tuple[int, int]:
+    """(failures, other pending calls) of `key`; below `limit` this call is recorded as pending.
+
+    One locked read-decide-write, so concurrent PreToolUse hooks of one batch see each other.
+    A call the retry rule refuses is not recorded (it will not run).
+    """
+    import time
+
+    now = time.time()
+    seen = [0, 0]
+
+    def change(data: dict[str, Any]) -> bool:
+        pending = _pending(data)
+        stale = [u for u, c in pending.items() if not isinstance(c.get("until"), int | float) or c["until"] < now]
+        for u in stale:
+            del pending[u]
+        fails = data.get("failures")
+        n = fails.get(key, 0) if isinstance(fails, dict) else 0
+        running = sum(1 for u, c in pending.items() if c.get("key") == key and u != use_id)
+        seen[:] = n, running
+        if n + running >= limit:
+            return bool(stale)
+        pending[use_id] = {"key": key, "until": now + max(timeout_s or 0.0, BASH_MAX_S) + GRACE_S}
+        while len(pending) > PENDING_MAX:
+            del pending[next(iter(pending))]
         return True
 
-    return update(log_dir, session, change_fail if failed else change_ok)
+    update(log_dir, session, change)
+    return seen[0], seen[1]
+
+
+def settle_call(
+    log_dir: str, session: str, use_id: str | None, key: str, outcome: bool | None, summary: str = ""
+) -> None:
+    """A call ended: no longer pending; its failure counted (True), its success resets the
+    command's count (False), an interrupt does neither (None). Writes only if something changes."""
+    data = load(log_dir, session)
+    is_pending = use_id is not None and use_id in _pending(data)
+    fails = data.get("failures")
+    if not is_pending and not outcome and (outcome is None or not isinstance(fails, dict) or key not in fails):
+        return  # the common case, a success of a command that never failed: no lock, no write
+
+    def change(data: dict[str, Any]) -> bool:
+        dropped = use_id is not None and _pending(data).pop(use_id, None) is not None
+        counted = outcome is not None and _count(data, key, outcome, summary)
+        return dropped or counted
+
+    update(log_dir, session, change)
+
+
+def clear_pending(log_dir: str, session: str) -> None:
+    """Forget every running call: the turn is over, so any call not settled lost its result."""
+    if _pending(load(log_dir, session)):
+        update(log_dir, session, lambda data: bool(data.pop("pending", None)))
+
+
+def _pending(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The pending calls, {tool_use_id: {"key", "until"}}, with malformed entries left out."""
+    pending = data.get("pending")
+    if not isinstance(pending, dict):
+        pending = data["pending"] = {}
+    for u in [u for u, c in pending.items() if not isinstance(c, dict)]:
+        del pending[u]
+    return pending
