@@ -141,3 +141,36 @@ def test_human_output_names_each_pattern(log_dir: Path) -> None:
         assert f"{pattern}  s_" in r.stdout
     assert r.stdout.count("next:") == 7 and "\x1b[" not in r.stdout
     assert r.stdout.rstrip().endswith("7 finding(s): retry_storm 2, repeat 1, alternation 1, burst 1, churn 2")
+
+
+def test_retry_storm_is_the_guards_rule(log_dir: Path) -> None:
+    """Failures count per command until that command succeeds: other commands and the hook's
+    exit-0 Edit results in between do not end the count, a success of it does, an interrupt is
+    neither."""
+    b = LogBuilder(log_dir)
+    edit = {"data": {"tool": "Edit", "call_id": "e1"}}
+    b.cmd("a", "s_gap", "make -j2", 2, 0)
+    b.cmd("a", "s_gap", "Edit /src/x.c", 0, 1, **edit)
+    b.cmd("a", "s_gap", "make -j2", 2, 2)
+    b.cmd("a", "s_gap", "ls", 0, 3)
+    b.cmd("a", "s_gap", "make -j2", 2, 4)
+    for n, code in enumerate((2, 2, 0, 2)):  # fixed after two failures, then failed once more
+        b.cmd("a", "s_reset", "make", code, n)
+    stopped = {"data": {"tool": "Bash", "interrupted": True}}
+    b.cmd("a", "s_stop", "make", 2, 0)
+    b.cmd("a", "s_stop", "make", 130, 1, **stopped)
+    b.cmd("a", "s_stop", "make", 2, 2)
+    res = find_loops(str(log_dir), Query(), thresholds())
+    assert [(f["pattern"], f["session"], f["count"]) for f in res["findings"]] == [("retry_storm", "s_gap", 3)]
+    assert "without succeeding" in res["findings"][0]["suggestion"]
+
+
+def test_calls_compared_by_call_id_when_logged(log_dir: Path) -> None:
+    """One label over different calls (`data.call_id` differs) is no repeat; the same call is."""
+    b = LogBuilder(log_dir)
+    for n in range(4):
+        b.cmd("a", "s_ids", "Grep TODO", 0, n, "no matches", data={"call_id": f"glob{n}"})
+    for n in range(4):
+        b.cmd("a", "s_same", "Grep TODO", 0, n, "no matches", data={"call_id": "one"})
+    res = find_loops(str(log_dir), Query(), thresholds())
+    assert [(f["pattern"], f["session"], f["subject"]) for f in res["findings"]] == [("repeat", "s_same", "Grep TODO")]
