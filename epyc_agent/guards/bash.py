@@ -10,6 +10,7 @@ from `/` when X is empty), which is refused.
 
 from __future__ import annotations
 
+import glob
 import os
 
 from ..storage import is_under
@@ -23,55 +24,115 @@ if TYPE_CHECKING:
 DEVICE_TOOLS = ("mkfs", "mke2fs", "mkswap", "wipefs", "fdisk", "sfdisk", "parted", "sgdisk")
 PATH_ARGS = ("mkdir", "touch", "rm", "rmdir", "unlink", "shred", "truncate", "tee")
 MODE_TOOLS = ("chmod", "chown", "chgrp", "setfacl", "chattr")
-# options that take a separate value, per command (so the value is not mistaken for a path)
-VALUE_OPTS = {
-    "truncate": {"-s", "-r", "--size", "--reference"},
-    "touch": {"-d", "-t", "-r", "--date", "--reference"},
-    "mkdir": {"-m", "--mode"},
-    "install": {"-m", "-o", "-g", "--mode", "--owner", "--group", "-S"},
-    "cp": {"-S", "--suffix"},
-    "mv": {"-S", "--suffix"},
-    "ln": {"-S", "--suffix"},
-    "rsync": {"-e", "--rsh", "--exclude", "--include", "--filter", "-f", "--chmod", "--log-file"},
-    "sed": {"-e", "-f", "--expression", "--file", "-l"},
-    "chmod": {"--reference"},
-    "chown": {"--reference", "--from"},
-    "shred": {"-n", "-s", "--iterations", "--size"},
-    "curl": {"-o", "--output", "-d", "--data", "-H", "--header", "-X", "-u", "-A", "-e", "-T", "-F"},
-    "wget": {"-O", "--output-document", "-P", "--directory-prefix", "-o", "-a", "-U", "--header"},
-    "unzip": {"-d", "-x"},
+# per command: short options that take a value, long options that take a value (so the value
+# is not mistaken for a path, and `-t/x`, `-fsSLo FILE`, `-Dt DIR`, `-C/x` are read right)
+VALUE_OPTS: dict[str, tuple[str, frozenset[str]]] = {
+    name: (short, frozenset(long.split()))
+    for name, short, long in (
+        ("truncate", "sr", "--size --reference"),
+        ("touch", "dtr", "--date --reference"),
+        ("mkdir", "m", "--mode"),
+        ("install", "mogtS", "--mode --owner --group --target-directory --suffix"),
+        ("cp", "tS", "--target-directory --suffix"),
+        ("mv", "tS", "--target-directory --suffix"),
+        ("ln", "tS", "--target-directory --suffix"),
+        ("rsync", "efT", "--rsh --exclude --include --filter --chmod --log-file --temp-dir --backup-dir"),
+        ("sed", "efl", "--expression --file --line-length"),
+        ("perl", "eEIMm", ""),
+        ("chmod", "", "--reference"),
+        ("chown", "", "--reference --from"),
+        ("chgrp", "", "--reference"),
+        ("shred", "ns", "--iterations --size"),
+        (
+            "curl",
+            "odHXuAeTFrCEKmwxyYzbcDQ",
+            "--output --data --header --request --user --user-agent --referer --upload-file --form --range "
+            "--cookie --cookie-jar --dump-header --output-dir --config --max-time --write-out --proxy --trace "
+            "--trace-ascii --stderr",
+        ),
+        (
+            "wget",
+            "OPoaUetTwQiBlARDIX",
+            "--output-document --directory-prefix --output-file --append-output --user-agent --header --tries "
+            "--timeout --wait --input-file --level --accept --reject",
+        ),
+        ("unzip", "dx", ""),
+        (
+            "tar",
+            "fCbHKLNTgVX",
+            "--file --directory --exclude --files-from --exclude-from --transform --owner --group --mode "
+            "--listed-incremental --use-compress-program --to-command",
+        ),
+    )
 }
+OPTIONAL_ATTACHED = {"sed": "i", "perl": "i"}  # `-i.bak`: a value only when attached
+CHMOD_FLAGS = set("cfvR")
 
 
 def split_args(cmd: Cmd) -> tuple[list[Word], dict[str, Word | None]]:
-    """Positional arguments and options (value or None) of a simple command."""
-    takes = VALUE_OPTS.get(cmd.name, set())
+    """Positional arguments and options of a simple command, getopt-style: a bundle `-czf F`
+    is `-c -z -f F`, `-t/x` is `-t /x`, `--out=F` and `--out F` are `--out F`. tar's
+    old-style first word (`tar czf F`) is a bundle; chmod's `-w`/`-x` are modes, not options."""
+    short, long = VALUE_OPTS.get(cmd.name, ("", frozenset()))
+    optional = OPTIONAL_ATTACHED.get(cmd.name, "")
+    words = list(cmd.argv[1:])
+    if cmd.name == "tar" and words and not words[0].text.startswith("-"):
+        words[0] = Word("-" + words[0].text, words[0].dynamic)
     args: list[Word] = []
     opts: dict[str, Word | None] = {}
-    words = cmd.argv[1:]
     i = 0
     while i < len(words):
-        t = words[i].text
+        w = words[i]
+        t = w.text
+        i += 1
         if t == "--":
-            args.extend(words[i + 1 :])
+            args.extend(words[i:])
             break
-        if t.startswith("-") and len(t) > 1:
+        is_opt = t.startswith("-") and len(t) > 1
+        if cmd.name == "chmod" and is_opt and not t.startswith("--") and not set(t[1:]) <= CHMOD_FLAGS:
+            is_opt = False  # `chmod -w f`: a mode
+        if not is_opt:
+            args.append(w)
+            continue
+        if t.startswith("--"):
             key, eq, val = t.partition("=")
             if eq:
-                opts[key] = Word(val, words[i].dynamic)
-            elif t in takes and i + 1 < len(words):
-                opts[t] = words[i + 1]
-                i += 1
+                opts[key] = Word(val, w.dynamic)
+            elif key in long and i < len(words):
+                opts[key], i = words[i], i + 1
             else:
-                opts[t] = None
-        else:
-            args.append(words[i])
-        i += 1
+                opts[key] = None
+            continue
+        i = _bundle(w, words, i, short, optional, opts)
     return args, opts
 
 
+def _bundle(w: Word, words: list[Word], i: int, short: str, optional: str, opts: dict[str, Word | None]) -> int:
+    """Read the short-option bundle `w` (e.g. `-fsSLo`) into opts; return the next index."""
+    t = w.text
+    for k, ch in enumerate(t[1:], 1):
+        rest = t[k + 1 :]
+        if ch in optional:
+            opts["-" + ch] = Word(rest, w.dynamic) if rest else None
+            return i
+        if ch in short:
+            if rest:
+                opts["-" + ch] = Word(rest, w.dynamic)
+            elif i < len(words):
+                opts["-" + ch], i = words[i], i + 1
+            else:
+                opts["-" + ch] = None
+            return i
+        opts["-" + ch] = None
+    return i
+
+
 def _has_flag(opts: dict[str, Word | None], short: str, long: str) -> bool:
-    return long in opts or any(o.startswith("-") and not o.startswith("--") and short in o for o in opts)
+    return long in opts or "-" + short in opts
+
+
+def _first(opts: dict[str, Word | None], *names: str) -> Word | None:
+    return next((opts[n] for n in names if opts.get(n) is not None), None)
 
 
 def write_targets(cmd: Cmd) -> list[Word]:
@@ -81,7 +142,7 @@ def write_targets(cmd: Cmd) -> list[Word]:
     if name in PATH_ARGS:
         return args
     if name in ("cp", "mv", "install", "ln"):
-        target = opts.get("-t") or opts.get("--target-directory")
+        target = _first(opts, "-t", "--target-directory")
         if name == "install" and _has_flag(opts, "d", "--directory"):
             return args
         if target is not None:
@@ -92,63 +153,105 @@ def write_targets(cmd: Cmd) -> list[Word]:
             return args  # the sources disappear too
         return args[-1:] if len(args) >= 2 else []
     if name in ("rsync", "scp"):
-        dest = args[-1:] if len(args) >= 2 else []
-        return [w for w in dest if ":" not in w.text.split("/", 1)[0]]
+        moved = args[:-1] if "--remove-source-files" in opts and len(args) >= 2 else []  # sources deleted
+        return [w for w in [*moved, *args[-1:]] if len(args) >= 2 and ":" not in w.text.split("/", 1)[0]]
     if name == "dd":
         return [Word(w.text[3:], w.dynamic) for w in cmd.argv[1:] if w.text.startswith("of=")]
-    if name == "sed" and any(
-        o == "--in-place" or (o.startswith("-i") or (not o.startswith("--") and "i" in o)) for o in opts
-    ):
-        return args if ("-e" in opts or "-f" in opts or "--expression" in opts) else args[1:]
-    if name == "perl" and any(not o.startswith("--") and "i" in o for o in opts):
-        return args
+    if name == "sed" and ("-i" in opts or "--in-place" in opts):
+        return args if _first(opts, "-e", "-f", "--expression", "--file") else args[1:]
+    if name == "perl" and "-i" in opts:
+        return args if _first(opts, "-e", "-E") else args[1:]
     if name in MODE_TOOLS:
         return args if "--reference" in opts else args[1:]
     if name == "curl":
-        out = opts.get("-o") or opts.get("--output")
-        return [out] if out is not None else ([Word(".")] if "-O" in opts or "--remote-name" in opts else [])
+        outs = [w for w in (_first(opts, n, m) for n, m in CURL_WRITES) if w is not None and w.text != "-"]
+        return outs + ([Word(".")] if "-O" in opts or "--remote-name" in opts else [])
     if name == "wget":
-        out = opts.get("-O") or opts.get("--output-document") or opts.get("-P") or opts.get("--directory-prefix")
-        return [out] if out is not None else [Word(".")]
+        out = _first(opts, "-O", "--output-document", "-P", "--directory-prefix")
+        logs = [w for w in (_first(opts, "-o", "--output-file"), _first(opts, "-a", "--append-output")) if w]
+        return [w for w in [out or Word("."), *logs] if w.text != "-"]
     if name == "unzip":
-        d = opts.get("-d")
-        return [d] if d is not None else [Word(".")]
+        return [_first(opts, "-d") or Word(".")]
     if name == "tar":
-        return _tar_targets(cmd)
+        return _tar_targets(args, opts)
     if name == "git" and args and args[0].text == "clone":
         rest = args[1:]
         return rest[1:2] if len(rest) >= 2 else [Word(".")]
     return []
 
 
-def _tar_targets(cmd: Cmd) -> list[Word]:
-    words = cmd.argv[1:]
-    texts = [w.text for w in words]
-    first = texts[0] if texts else ""
-    bundled = first if first and not first.startswith("-") else ""
-    flags = bundled + "".join(t[1:] for t in texts if t.startswith("-") and not t.startswith("--"))
-    extract = "x" in flags or "--extract" in texts or "--get" in texts
-    create = "c" in flags or "--create" in texts or "r" in flags or "u" in flags
+CURL_WRITES = (("-o", "--output"), ("-c", "--cookie-jar"), ("-D", "--dump-header"), ("--output-dir", "--trace"))
+
+
+def _tar_targets(args: list[Word], opts: dict[str, Word | None]) -> list[Word]:
+    extract = any(o in opts for o in ("-x", "--extract", "--get"))
+    create = any(o in opts for o in ("-c", "-r", "-u", "--create", "--append", "--update"))
     out: list[Word] = []
-    for i, t in enumerate(texts):
-        if t in ("-C", "--directory") and i + 1 < len(words):
-            out.append(words[i + 1])
-        elif t.startswith("--directory="):
-            out.append(Word(t.partition("=")[2], words[i].dynamic))
-    if extract and not out:
+    folder = _first(opts, "-C", "--directory")
+    if folder is not None:
+        out.append(folder)
+    elif extract:
         out.append(Word("."))
-    if create:
-        for i, t in enumerate(texts):
-            if (t == "-f" or t == "--file" or (t == bundled and "f" in t)) and i + 1 < len(words):
-                out.append(words[i + 1])
-            elif t.startswith("--file="):
-                out.append(Word(t.partition("=")[2], words[i].dynamic))
+    archive = _first(opts, "-f", "--file")
+    if create and archive is not None and archive.text != "-":
+        out.append(archive)
     return out
 
 
 def _recursive(cmd: Cmd) -> bool:
     _args, opts = split_args(cmd)
     return _has_flag(opts, "r", "--recursive") or _has_flag(opts, "R", "--recursive")
+
+
+FIND_NOT_FILTERS = {"-delete", "-depth", "-xdev", "-mount", "-print", "-print0", "-ignore_readdir_race", "-noleaf"}
+
+
+def _find_filters(cmd: Cmd, exec_counts: bool = True) -> bool:
+    """Whether a find's expression selects some files (`-name '*.pyc'`) rather than all of them
+    (`find DIR -delete`, `-name '*'`): deleting everything under a folder is a recursive delete."""
+    words = [w.text for w in cmd.argv[1:]]
+    starts, _ = find_parts(cmd)
+    expr = words[words.index(starts[-1].text) + 1 :] if starts[-1].text in words else words
+    i = 0
+    while i < len(expr):
+        t = expr[i]
+        if t in ("-maxdepth", "-mindepth"):
+            i += 2
+            continue
+        if t in ("-name", "-iname", "-path", "-wholename") and i + 1 < len(expr) and expr[i + 1] in ("*", "**"):
+            i += 2
+            continue
+        if t in ("-exec", "-execdir", "-ok", "-okdir") and not exec_counts:
+            return False  # what follows is the command, not a test
+        if t.startswith("-") and t not in FIND_NOT_FILTERS and t not in ("-H", "-L", "-P"):
+            return True
+        i += 1
+    return False
+
+
+def find_parts(cmd: Cmd) -> tuple[list[Word], list[list[Word]]]:
+    """A find's start folders (after `-H`/`-L`/`-P`/`-D X`/`-O3`) and the commands of its
+    `-exec`/`-execdir`/`-ok` actions."""
+    words = cmd.argv[1:]
+    i = 0
+    while i < len(words) and (words[i].text in ("-H", "-L", "-P") or words[i].text.startswith(("-D", "-O"))):
+        i += 2 if words[i].text == "-D" else 1
+    starts: list[Word] = []
+    for w in words[i:]:
+        if w.text.startswith(("-", "(", "!")):
+            break
+        starts.append(w)
+    execs: list[list[Word]] = []
+    texts = [w.text for w in words]
+    for j, t in enumerate(texts):
+        if t in ("-exec", "-execdir", "-ok", "-okdir"):
+            inner: list[Word] = []
+            for w in words[j + 1 :]:
+                if w.text in (";", "+"):
+                    break
+                inner.append(w)
+            execs.append(inner)
+    return starts or [Word(".")], execs
 
 
 def _text(cmd: Cmd) -> str:
@@ -171,12 +274,15 @@ class BashCheck:
         self.bases = (guard.root_resolved, *guard.allow)
 
     def run(self) -> list[Finding]:
+        for why in self.parsed.refusals:
+            self.add("bash", f"{why}, so this command cannot be checked. {SPLIT_IT}")
         for cmd in self.parsed.cmds:
             self.command(cmd)
         return self.findings
 
     def add(self, guard: str, reason: str, path: str = "") -> None:
-        self.findings.append(Finding(guard, reason, path))
+        if not any(f.guard == guard and f.reason == reason for f in self.findings):
+            self.findings.append(Finding(guard, reason, path))
 
     def command(self, cmd: Cmd) -> None:
         for _op, target in cmd.redirects:
@@ -200,9 +306,12 @@ class BashCheck:
             )
             return
         if name == "find":
-            self.find(cmd)
+            if any(w.text == "-delete" for w in cmd.argv):
+                check = self.write if _find_filters(cmd) else self.tree
+                for s in find_parts(cmd)[0]:  # deletes what matches beneath each start folder
+                    check(cmd, s, "deletes files under")
             return
-        recursive_rm = name == "rm" and _recursive(cmd)
+        tree = (name == "rm" and _recursive(cmd)) or (name in MODE_TOOLS and _recursive(cmd))
         for target in write_targets(cmd):
             if name == "dd" and target.text.startswith("/dev/"):
                 resolved = os.path.realpath(target.text)
@@ -214,105 +323,138 @@ class BashCheck:
                         target.text,
                     )
                     continue
-            if recursive_rm:
-                self.remove_tree(cmd, target)
-            elif name in MODE_TOOLS and _recursive(cmd):
-                self.write(cmd, target, "recursively changes permissions of", destructive=True)
+            if tree:
+                self.tree(cmd, target, "recursively deletes" if name == "rm" else "recursively changes")
             else:
                 self.write(cmd, target, "removes" if name in ("rm", "rmdir", "unlink", "shred") else "writes")
 
-    def path_of(self, cmd: Cmd, w: Word) -> str | None:
-        text = _glob_base(w.text)
+    def places(self, cmd: Cmd, w: Word) -> list[str] | None:
+        """The paths word `w` stands for, relative ones against the command's cwd: a glob is
+        expanded on the real filesystem (`*/../..` climbs from each match) besides its literal
+        folder; `/proc/self/cwd` is the tracked cwd. None if the cwd or the word is unknown."""
+        text = w.text
+        for proc in PROC_CWD:
+            if text == proc or text.startswith(proc + "/"):
+                if cmd.cwd is None:
+                    return None
+                text = cmd.cwd + text[len(proc) :]
+        if text == "/proc/self/root" or text.startswith("/proc/self/root/"):
+            text = text[len("/proc/self/root") :] or "/"
         if not os.path.isabs(text) and cmd.cwd is None:
-            self.parsed.note(f"relative path {w.text!r} after a `cd` to an unknown folder")
             return None
-        return text
+        out = [_glob_base(text)]
+        if any(c in text for c in "*?["):
+            matches = glob.glob(text, root_dir=cmd.cwd)[:GLOB_CAP]
+            out += [m if os.path.isabs(m) else os.path.join(cmd.cwd or "/", m) for m in matches]
+        return out
 
-    def write(self, cmd: Cmd, w: Word, verb: str, destructive: bool = False) -> None:
+    def unplaced(self, cmd: Cmd, w: Word, verb: str) -> None:
+        """A target known only at run time: refused when the command came from the fallback
+        parser or goes through another process's /proc cwd or root (it may be anything),
+        else noted as unseen."""
+        if cmd.uncertain or _foreign_proc(w.text):
+            self.add("bash", f"`{_text(cmd)}` {verb} {w.text!r}, which cannot be placed. {SPLIT_IT}", w.text)
+        else:
+            self.parsed.note(f"write target {w.text!r} is known only at run time")
+
+    def write(self, cmd: Cmd, w: Word, verb: str) -> None:
+        """A write to `w`: refused if it lands outside the root and the allowlist."""
+        if _foreign_proc(w.text):
+            self.unplaced(cmd, w, verb)
+            return
         if w.dynamic:
-            w = self.static_part(w)
-            if w is None:
+            prefix = self.static_part(w)
+            if prefix is None:
+                self.unplaced(cmd, w, verb)
                 return
-        path = self.path_of(cmd, w)
-        if path is None:
+            w = prefix
+        paths = self.places(cmd, w)
+        if paths is None:
+            self.unplaced(cmd, w, verb)
             return
-        v = self.guard.check(path, cmd.cwd)
-        if not v.allowed:
-            guard = "destructive" if destructive else "bash"
-            self.add(
-                guard,
-                f"`{_text(cmd)}` {verb} {w.text}, {v.reason} (temp files: "
-                f"{self.guard.root_resolved}/tmp). If the user really needs this path, ask them (it can be "
-                "added to allow_write in the epyc-agent config).",
-                v.resolved,
-            )
-
-    def static_part(self, w: Word) -> Word | None:
-        """For `/etc/$f`: the folder known before run time, if no expansion could lead from it
-        into the root or an allowlisted folder; else None (and the target is noted as unseen)."""
-        cut = min((i for i in (w.text.find("$"), w.text.find("`")) if i != -1), default=-1)
-        prefix = os.path.dirname(w.text[:cut]) if cut > 0 else ""
-        if os.path.isabs(prefix):
-            resolved = os.path.realpath(prefix)
-            if not any(is_under(b, resolved) for b in self.bases):
-                return Word(prefix)
-        self.parsed.note(f"write target {w.text!r} is known only at run time")
-        return None
-
-    def remove_tree(self, cmd: Cmd, w: Word) -> None:
-        if w.dynamic:
-            if w.text.startswith("$") or w.text.startswith("/"):
+        for path in paths:
+            v = self.guard.check(path, cmd.cwd)
+            if not v.allowed:
                 self.add(
-                    "destructive",
-                    f"`{_text(cmd)}` recursively deletes {w.text!r}, a path known only at "
-                    "run time (an empty variable turns it into `/...`). Spell the path out literally, "
-                    "under the storage root.",
-                    w.text,
-                )
-            else:
-                self.parsed.note(f"delete target {w.text!r} is known only at run time")
-            return
-        path = self.path_of(cmd, w)
-        if path is None:
-            return
-        v = self.guard.check(path, cmd.cwd)
-        for base in self.bases:
-            if is_under(base, v.resolved):
-                what = "the storage root" if base == self.guard.root_resolved else f"the allowlisted {base}"
-                self.add(
-                    "destructive",
-                    f"`{_text(cmd)}` would delete {what} (it resolves to {v.resolved}). "
-                    "Delete specific subfolders under the root instead, and log a rollback plan first.",
+                    "bash",
+                    f"`{_text(cmd)}` {verb} {w.text}, {v.reason} (temp files: "
+                    f"{self.guard.root_resolved}/tmp). If the user really needs this path, ask them (it can be "
+                    "added to allow_write in the epyc-agent config).",
                     v.resolved,
                 )
                 return
-        if not v.allowed:
+
+    def static_part(self, w: Word) -> Word | None:
+        """For `/etc/$f`: the folder known before run time, if no expansion could lead from it
+        into the root or an allowlisted folder; else None."""
+        cut = min((i for i in (w.text.find("$"), w.text.find("`")) if i != -1), default=-1)
+        prefix = os.path.dirname(w.text[:cut]) if cut > 0 else ""
+        if os.path.isabs(prefix) and "/../" not in w.text[cut:] + "/":
+            resolved = os.path.realpath(prefix)
+            if not any(is_under(b, resolved) for b in self.bases):
+                return Word(prefix)
+        return None
+
+    def tree(self, cmd: Cmd, w: Word, verb: str) -> None:
+        """A recursive delete or mode change: refused for the root, an ancestor of it, an
+        allowlisted folder, anything outside, and any path that cannot be placed."""
+        paths = None if w.dynamic or _foreign_proc(w.text) else self.places(cmd, w)
+        if paths is None:
+            self.tree_unplaced(cmd, w, verb)
+            return
+        for path in paths:
+            v = self.guard.check(path, cmd.cwd)
+            for base in self.bases:
+                if is_under(base, v.resolved):
+                    what = "the storage root" if base == self.guard.root_resolved else f"the allowlisted {base}"
+                    self.add(
+                        "destructive",
+                        f"`{_text(cmd)}` {verb} {what} or a folder holding it (it resolves to {v.resolved}). "
+                        "Name specific subfolders under the root instead, and log a rollback plan first.",
+                        v.resolved,
+                    )
+                    return
+            if not v.allowed:
+                self.add(
+                    "destructive",
+                    f"`{_text(cmd)}` {verb} {w.text}, {v.reason}. Only delete or change "
+                    "under the root; anything else is for the user to decide.",
+                    v.resolved,
+                )
+                return
+
+    def tree_unplaced(self, cmd: Cmd, w: Word, verb: str) -> None:
+        """`rm -rf "$X/"` deletes from `/` when X is empty; `$(pwd)/..`, `$D/../..` climb out;
+        a relative path after a `cd` to an unknown folder may be anywhere."""
+        t = w.text
+        climbs = ".." in t.split("/")
+        if cmd.uncertain or _foreign_proc(t) or not w.dynamic or t.startswith(("$", "/", "`")) or climbs:
             self.add(
                 "destructive",
-                f"`{_text(cmd)}` recursively deletes {w.text}, {v.reason}. Only delete "
-                "under the root; anything else is for the user to decide.",
-                v.resolved,
+                f"`{_text(cmd)}` {verb} {t!r}, a path known only at run time (an empty variable "
+                "turns it into `/...`; an unknown cwd makes it relative to anywhere). Spell the path out "
+                "literally, as an absolute path under the storage root.",
+                t,
             )
+        else:
+            self.parsed.note(f"delete target {t!r} is known only at run time")
 
-    def find(self, cmd: Cmd) -> None:
-        words = cmd.argv[1:]
-        starts = []
-        for w in words:
-            if w.text.startswith(("-", "(", "!")):
-                break
-            starts.append(w)
-        starts = starts or [Word(".")]
-        texts = [w.text for w in words]
-        if "-delete" in texts:
-            for s in starts:  # deletes what matches beneath each start folder
-                self.write(cmd, s, "deletes files under", destructive=True)
-        for i, t in enumerate(texts):
-            if t in ("-exec", "-execdir", "-ok", "-okdir"):
-                inner: list[Word] = []
-                for w in words[i + 1 :]:
-                    if w.text in (";", "+"):
-                        break
-                    inner.append(w)
-                for s in starts:
-                    sub = [Word(x.text.replace("{}", s.text.rstrip("/") + "/x"), x.dynamic) for x in inner]
-                    self.command(Cmd(sub, [], cmd.cwd, []))
+
+def _foreign_proc(text: str) -> bool:
+    """`/proc/PID/cwd/...` or `/proc/PID/root/...` of a process other than the command itself:
+    where that leads is not known here."""
+    parts = text.split("/")
+    return (
+        len(parts) > 3
+        and parts[1] == "proc"
+        and parts[3] in ("cwd", "root")
+        and parts[2] not in ("self", "thread-self")
+    )
+
+
+SPLIT_IT = (
+    "Write it as plain commands with literal paths under the storage root (one per line, no "
+    "nested shells or constructs the guard cannot read), or ask the user to run it."
+)
+PROC_CWD = ("/proc/self/cwd", "/proc/thread-self/cwd", "/dev/fd/../cwd")
+GLOB_CAP = 500

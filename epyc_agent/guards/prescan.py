@@ -11,6 +11,7 @@ so every doubt answers "needs parse".
 from __future__ import annotations
 
 import os
+import re
 
 # command words that write, delete, change permissions, kill by pattern or run other commands
 RISKY = frozenset(
@@ -79,8 +80,21 @@ RISKY = frozenset(
         "crontab",
         "setfacl",
         "chattr",
+        # wrappers that write a file themselves or run a shell string
+        "strace",
+        "ltrace",
+        "perf",
+        "script",
+        "su",
+        "flock",
+        "watch",
+        "busybox",
+        "chroot",
+        "trap",
+        "coproc",
     }
 )
+TIME_OUTPUT = re.compile(r"(?:^|[\s;&|(])time\s+(?:-\S+\s+)*(?:-o|--output)")  # GNU time writes a file
 SAFE_REDIRECT_TARGETS = frozenset({"/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty"})
 MARKERS = ("`", "$(", "<(", ">(", "<<", "${")
 
@@ -89,7 +103,11 @@ def needs_parse(command: str) -> bool:
     """True unless every word is harmless and every redirection goes to /dev/null or an fd."""
     if not command or len(command) > 4000 or any(m in command for m in MARKERS):
         return True
-    return _risky_word(command) or (">" in command and not _redirects_harmless(command))
+    return (
+        _risky_word(command)
+        or (">" in command and not _redirects_harmless(command))
+        or TIME_OUTPUT.search(command) is not None
+    )
 
 
 def _risky_word(command: str) -> bool:

@@ -30,25 +30,6 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
 
-WRAPPERS = {
-    "sudo",
-    "env",
-    "nice",
-    "nohup",
-    "time",
-    "timeout",
-    "command",
-    "exec",
-    "builtin",
-    "stdbuf",
-    "ionice",
-    "chrt",
-    "taskset",
-    "numactl",
-    "xargs",
-    "doas",
-    "unbuffer",
-}
 SHELLS = {"bash", "sh", "dash", "zsh", "ksh"}
 WRITE_REDIRECTS = {">", ">>", ">|", "&>", "&>>", "<>", ">&"}
 MAX_DEPTH = 4  # nested bash -c / eval
@@ -69,12 +50,18 @@ class Word:
 class Cmd:
     """A simple command: its words (wrappers removed), write redirections and cwd."""
 
-    __slots__ = ("argv", "redirects", "cwd", "wrapped")
+    __slots__ = ("argv", "redirects", "cwd", "wrapped", "uncertain")
 
     def __init__(
-        self, argv: list[Word], redirects: list[tuple[str, Word]], cwd: str | None, wrapped: list[str]
+        self,
+        argv: list[Word],
+        redirects: list[tuple[str, Word]],
+        cwd: str | None,
+        wrapped: list[str],
+        uncertain: bool = False,
     ) -> None:
         self.argv, self.redirects, self.cwd, self.wrapped = argv, redirects, cwd, wrapped
+        self.uncertain = uncertain  # found by the token-level fallback: a target it cannot place is refused
 
     @property
     def name(self) -> str:
@@ -91,38 +78,93 @@ class Parsed:
         self.parser = parser
         self.cmds: list[Cmd] = []
         self.blind: list[str] = []
+        self.refusals: list[str] = []  # what could not be checked and so is refused outright
+
+    def refuse(self, why: str) -> None:
+        if why not in self.refusals:
+            self.refusals.append(why)
 
     def note(self, what: str) -> None:
         if what not in self.blind:
             self.blind.append(what)
 
 
-def parse(command: str, cwd: str | None, env: Mapping[str, str] | None = None, tables_dir: str | None = None) -> Parsed:
-    """Parse `command` as bash would run it from `cwd` (`tables_dir`: see bashlex_tables)."""
+def parse(
+    command: str,
+    cwd: str | None,
+    env: Mapping[str, str] | None = None,
+    tables_dir: str | None = None,
+    depth: int = 0,
+) -> Parsed:
+    """Parse `command` as bash would run it from `cwd` (`tables_dir`: see bashlex_tables).
+
+    Syntax bashlex rejects is first rewritten (see `rewrite`); what still fails is
+    split into lines, each line parsed on its own where it can be, so one odd line
+    never hides the commands after it. Lines no parser reads go to the token-level
+    fallback, whose commands are `uncertain` (a target they cannot place is refused)."""
     env = dict(os.environ if env is None else env)
+    out = Parsed("bashlex")
+    walker = _Walker(out, env, depth, tables_dir)
+    state: dict[str, Any] = {"cwd": cwd, "dirs": []}
+    parsed = _bashlex(command, tables_dir)
+    if parsed is not None:
+        walker.walk(*parsed, state)
+        return out
+    out.parser = "bashlex+shlex"
+    lines = command.split("\n")
+    start = 0
+    while start < len(lines):
+        end = _parsable_prefix(lines, start, tables_dir)
+        if end is None:
+            out.note("a line bashlex cannot parse was split into tokens (fallback); its unplaced writes are refused")
+            _Fallback(out, walker).run(lines[start], state)
+            start += 1
+            continue
+        walker.walk(*(_bashlex("\n".join(lines[start:end]), tables_dir) or ([], "")), state)
+        start = end
+    return out
+
+
+MAX_CHUNK_LINES = 200  # a longer unparsable script is read line by line only
+
+
+def _bashlex(command: str, tables_dir: str | None) -> tuple[list[Any], str] | None:
+    """bashlex's trees for `command` and the text they index (`command` after `rewrite`),
+    or None if it cannot parse it."""
+    from .rewrite import rewrite
+
+    text = rewrite(command)
     try:
         from .bashlex_tables import load
 
-        trees = load(tables_dir).parse(command)
-    except Exception as e:  # noqa: BLE001 - bashlex raises several types, incl. NotImplementedError
-        out = Parsed("shlex")
-        out.note(f"bashlex could not parse ({type(e).__name__}: {str(e)[:80]}); token-level fallback used")
-        _Fallback(out, env).run(command, cwd)
-        return out
-    out = Parsed("bashlex")
-    walker = _Walker(out, env, 0)
-    state = {"cwd": cwd}
-    for tree in trees:
-        walker.node(tree, state)
-    return out
+        return list(load(tables_dir).parse(text)), text
+    except Exception:  # noqa: BLE001 - bashlex raises several types, incl. NotImplementedError
+        return None
+
+
+def _parsable_prefix(lines: list[str], start: int, tables_dir: str | None) -> int | None:
+    """The smallest end such that lines[start:end] parse (a quote or here-document may span
+    lines), or None if no such end exists within MAX_CHUNK_LINES."""
+    for end in range(start + 1, min(len(lines), start + MAX_CHUNK_LINES) + 1):
+        if not "\n".join(lines[start:end]).strip():
+            return end
+        if _bashlex("\n".join(lines[start:end]), tables_dir) is not None:
+            return end
+    return None
 
 
 # --- bashlex tree walk ------------------------------------------------------------
 
 
 class _Walker:
-    def __init__(self, out: Parsed, env: dict[str, str], depth: int) -> None:
-        self.out, self.env, self.depth = out, env, depth
+    def __init__(self, out: Parsed, env: dict[str, str], depth: int, tables_dir: str | None = None) -> None:
+        self.out, self.env, self.depth, self.tables_dir = out, env, depth, tables_dir
+        self.source = ""  # the text bashlex parsed (node positions index into it)
+
+    def walk(self, trees: list[Any], source: str, state: dict[str, Any]) -> None:
+        self.source = source
+        for tree in trees:
+            self.node(tree, state)
 
     def node(self, n: Any, state: dict[str, Any]) -> None:
         kind = n.kind
@@ -132,10 +174,9 @@ class _Walker:
             for p in n.parts:
                 self.node(p, state)
         elif kind == "pipeline":
-            for p in n.parts:
-                self.node(p, dict(state))
+            self.pipeline(n, state)
         elif kind == "compound":
-            inner = dict(state) if n.list and getattr(n.list[0], "word", "") == "(" else state
+            inner = _subshell(state) if n.list and getattr(n.list[0], "word", "") == "(" else state
             for p in n.list:
                 self.node(p, inner)
             self.redirects(getattr(n, "redirects", []) or [], state, None)
@@ -148,36 +189,50 @@ class _Walker:
                 self.node(p, state)
         # operator, pipe, reservedword, word (loop items): nothing to run
 
+    def pipeline(self, n: Any, state: dict[str, Any]) -> None:
+        """Each part in its own subshell; a shell reading the pipe gets the text an `echo` or
+        `printf` before it prints, when that text is known (`echo 'rm -rf /x' | bash`)."""
+        stdin: str | None = None
+        for p in n.parts:
+            if p.kind == "pipe":
+                continue
+            sub = _subshell(state)
+            sub["stdin"] = stdin if stdin is not None else "?"
+            self.node(p, sub)
+            stdin = sub.get("printed")
+
     def word(self, w: Any, state: dict[str, Any]) -> Word:
-        text, dynamic = w.word, False
+        """The word after quote removal and known expansions (re-read from the source: see
+        `expand`); substitutions in it are walked as commands of their own."""
+        from .expand import Expander
+
+        pos = getattr(w, "pos", None)
+        src = self.source[pos[0] : pos[1]] if self.source and pos else w.word
+        cwd = state.get("cwd")
+        home = self.env.get("HOME") or os.path.expanduser("~")
+        ex = Expander(lambda name: cwd if name == "PWD" else self.env.get(name), cwd, home)
+        text, dynamic = ex.word(src, w.kind == "assignment")
+        for name in ex.unknown:
+            self.out.note(f"${name} is not known before run time")
         for p in getattr(w, "parts", []) or []:
-            if p.kind == "parameter":
-                name = p.value
-                val = self.env.get(name) if name.isidentifier() else None
-                if val is None:
-                    dynamic = True
-                    self.out.note(f"${name} is not known before run time")
-                    continue
-                text = (
-                    text.replace("${" + name + "}", val, 1)
-                    if "${" + name + "}" in text
-                    else text.replace("$" + name, val, 1)
-                )
-            elif p.kind == "tilde":
-                home = self.env.get("HOME") or os.path.expanduser("~")
-                if text.startswith(p.value):
-                    text = (home if p.value == "~" else os.path.expanduser(p.value)) + text[len(p.value) :]
-            elif p.kind in ("commandsubstitution", "processsubstitution"):
+            if p.kind in ("commandsubstitution", "processsubstitution") and not (cwd and _is_pwd(p.command)):
                 dynamic = True
                 self.out.note("command substitution output is not known before run time")
-                self.node(p.command, dict(state))
+                self.node(p.command, _subshell(state))
         return Word(text, dynamic)
 
     def redirects(self, nodes: list[Any], state: dict[str, Any], into: list[tuple[str, Word]] | None) -> None:
         for r in nodes:
-            if r.kind != "redirect" or r.type not in WRITE_REDIRECTS:
+            if r.kind != "redirect":
                 continue
-            if isinstance(r.output, int):  # 2>&1 and friends: fd duplication
+            if r.type == "<<<" and not isinstance(r.output, int):
+                state["stdin"] = self.word(r.output, state).text
+                continue
+            if getattr(r, "heredoc", None) is not None:
+                body = r.heredoc.value
+                state["stdin"] = body.rsplit("\n", 1)[0] if "\n" in body else ""
+                continue
+            if r.type not in WRITE_REDIRECTS or isinstance(r.output, int):  # 2>&1: fd duplication
                 continue
             target = self.word(r.output, state)
             if r.type == ">&" and target.text.isdigit():
@@ -191,6 +246,7 @@ class _Walker:
         words: list[Word] = []
         redirects: list[tuple[str, Word]] = []
         assigns: list[tuple[str, Word]] = []
+        saved = state.get("stdin")  # a here-document or here-string feeds this command only
         for p in n.parts:
             if p.kind == "word":
                 words.extend(braces(self.word(p, state)))
@@ -200,54 +256,138 @@ class _Walker:
                 assigns.append((name, Word(val.text.partition("=")[2], val.dynamic)))
             elif p.kind == "redirect":
                 self.redirects([p], state, redirects)
-                heredoc = getattr(p, "heredoc", None)
-                if heredoc is not None:
-                    self.out.note("here-document bodies are data (not checked as commands)")
         if not words:  # bare assignments set variables for what follows
             for name, val in assigns:
-                if val.dynamic:
-                    self.env.pop(name, None)
-                else:
-                    self.env[name] = val.text
+                _assign(self.env, name, val)
             if redirects:
                 self.out.cmds.append(Cmd([], redirects, state.get("cwd"), []))
-            return
-        self.emit(words, redirects, state)
+        else:
+            self.emit(words, redirects, state, dict(assigns))
+        state["stdin"] = saved
 
-    def emit(self, words: list[Word], redirects: list[tuple[str, Word]], state: dict[str, Any]) -> None:
-        words, wrapped = unwrap(words)
-        cmd = Cmd(words, redirects, state.get("cwd"), wrapped)
+    def emit(
+        self,
+        words: list[Word],
+        redirects: list[tuple[str, Word]],
+        state: dict[str, Any],
+        assigns: dict[str, Word] | None = None,
+        uncertain: bool = False,
+    ) -> None:
+        """Record one simple command and follow what it does to the shell (cd, variables)
+        and what it runs (nested shells, eval, trap, find -exec, wrappers' shell strings)."""
+        from .wrappers import unwrap
+
+        u = unwrap(words)
+        if not u.runs:
+            return
+        cwd = state.get("cwd")
+        if u.chdir is not None:
+            cwd = None if u.chdir.dynamic else _join(cwd, u.chdir.text)
+        redirects = redirects + [("-o", w) for w in u.writes]
+        cmd = Cmd(u.words, redirects, cwd, u.wrapped, uncertain)
         self.out.cmds.append(cmd)
-        if "xargs" in wrapped:
+        if "xargs" in u.wrapped:
             self.out.note("xargs appends arguments known only at run time")
-        name = cmd.name
-        if name == "cd":
-            state["cwd"] = _cd(words, state.get("cwd"), self.env)
+        env = {**self.env, **{k: v.text for k, v in {**(assigns or {}), **u.assigns}.items() if not v.dynamic}}
+        for script in u.scripts:
+            self.nested(script, {**state, "cwd": cwd}, env)
+        self.follow(cmd, {**state, "cwd": cwd} if u.chdir is not None else state, env)
+
+    def follow(self, cmd: Cmd, state: dict[str, Any], env: dict[str, str]) -> None:
+        """What a command does beyond its own writes: moves the shell, sets variables, runs scripts."""
+        name, words = cmd.name, cmd.argv
+        if name in ("cd", "pushd"):
+            if name == "pushd":
+                state.setdefault("dirs", []).append(state.get("cwd"))
+            state["cwd"] = _cd(words, state.get("cwd"), self.env, self.out)
+        elif name == "popd":
+            dirs = state.get("dirs") or []
+            state["cwd"] = dirs.pop() if dirs else None
         elif name in ("export", "declare", "typeset", "local", "readonly"):
             for w in words[1:]:
                 k, eq, v = w.text.partition("=")
                 if eq and k.isidentifier():
-                    if w.dynamic:
-                        self.env.pop(k, None)
-                    else:
-                        self.env[k] = v
+                    _assign(self.env, k, Word(v, w.dynamic))
+        elif name in ("echo", "printf"):
+            if not any(w.dynamic for w in words[1:]):
+                state["printed"] = _printed(words)
         elif name in SHELLS:
-            script = _dash_c(words)
-            if script is not None:
-                self.nested(script.text, state)
+            self.shell(words, state, env)
         elif name == "eval":
-            self.nested(" ".join(w.text for w in words[1:]), state)
+            self.nested(Word(" ".join(w.text for w in words[1:]), any(w.dynamic for w in words[1:])), state, env)
+        elif name == "trap" and len(words) > 2 and words[1].text not in ("-p", "-l"):
+            self.nested(words[1], state, env)
+        elif name == "find":
+            self.find_exec(cmd, state, env)
         elif name in ("source", "."):
             self.out.note("sourced files are not read")
 
-    def nested(self, script: str, state: dict[str, Any]) -> None:
+    def shell(self, words: list[Word], state: dict[str, Any], env: dict[str, str]) -> None:
+        """`bash -c STR`, or a shell reading a script from a here-document, a here-string or a pipe."""
+        script, has_file = _shell_script(words)
+        if script is not None:
+            after = words[words.index(script) + 1 :]
+            positional = {str(n): w.text for n, w in enumerate(after) if not w.dynamic}
+            outer = {k: v for k, v in env.items() if not k.isdigit()}  # a new shell has its own $1
+            self.nested(script, state, {**outer, **positional})
+        elif not has_file:
+            stdin = state.get("stdin")
+            if stdin == "?":
+                self.out.note("a shell reads a script from a pipe whose content is not known")
+            elif stdin is not None:
+                self.nested(Word(stdin), state, env)
+        else:
+            self.out.note("a shell runs a script file (not read)")
+
+    def find_exec(self, cmd: Cmd, state: dict[str, Any], env: dict[str, str]) -> None:
+        """Each `-exec CMD {} ;` of a find runs CMD on what it finds under each start folder."""
+        from .bash import _find_filters, find_parts
+
+        starts, execs = find_parts(cmd)
+        below = "/x" if _find_filters(cmd, exec_counts=False) else ""  # unfiltered: the start itself matches
+        for inner in execs:
+            for s in starts:
+                found = s.text.rstrip("/") + below if below else s.text
+                sub = [Word(x.text.replace("{}", found), x.dynamic or s.dynamic) for x in inner]
+                self.emit(sub, [], dict(state), uncertain=cmd.uncertain)
+
+    def nested(self, script: Word, state: dict[str, Any], env: dict[str, str] | None = None) -> None:
+        """Parse a script a command runs (`bash -c`, `eval`, `trap`); past MAX_DEPTH, refuse."""
         if self.depth >= MAX_DEPTH:
-            self.out.note("nesting too deep to follow")
+            self.out.refuse(f"scripts nested more than {MAX_DEPTH} deep cannot be followed")
             return
-        inner = parse(script, state.get("cwd"), self.env)
+        if script.dynamic:
+            self.out.note("a script assembled at run time is not known")
+        inner = parse(script.text, state.get("cwd"), self.env if env is None else env, self.tables_dir, self.depth + 1)
         self.out.cmds.extend(inner.cmds)
         for b in inner.blind:
             self.out.note(b)
+        for r in inner.refusals:
+            self.out.refuse(r)
+
+
+def _subshell(state: dict[str, Any]) -> dict[str, Any]:
+    return {**state, "dirs": list(state.get("dirs") or [])}
+
+
+def _assign(env: dict[str, str], name: str, val: Word) -> None:
+    if val.dynamic:
+        env.pop(name, None)
+    else:
+        env[name] = val.text
+
+
+def _is_pwd(n: Any) -> bool:
+    parts = getattr(n, "parts", None) or []
+    return n.kind == "command" and bool(parts) and all(p.kind == "word" for p in parts) and parts[0].word == "pwd"
+
+
+def _printed(words: list[Word]) -> str:
+    """What `echo ARGS` / `printf FMT ARGS` prints, near enough to parse as a script."""
+    args = [w.text for w in words[1:]]
+    while args and args[0].startswith("-") and words[0].text == "echo":
+        args = args[1:]
+    return " ".join(args).replace("\\n", "\n")
 
 
 def braces(w: Word) -> list[Word]:
@@ -261,51 +401,61 @@ def braces(w: Word) -> list[Word]:
     return [Word(head + part + tail, w.dynamic) for part in w.text[i + 1 : j].split(",")]
 
 
-def _dash_c(words: list[Word]) -> Word | None:
-    for i, w in enumerate(words[1:-1], 1):
-        if w.text.startswith("-") and not w.text.startswith("--") and "c" in w.text:
-            return words[i + 1]
-    return None
+SHELL_VALUE_OPTS = {"-o", "-O", "+o", "+O", "--rcfile", "--init-file"}
 
 
-def _cd(words: list[Word], cwd: str | None, env: Mapping[str, str]) -> str | None:
-    args = [w for w in words[1:] if not w.text.startswith("-")]
-    if not args:
-        return env.get("HOME") or cwd
-    if args[0].dynamic:
-        return None  # unknown from here on
-    target = args[0].text
+def _shell_script(words: list[Word]) -> tuple[Word | None, bool]:
+    """For `bash [opts] -c STR` the script STR (`-c --`, `-xc`, `-o pipefail -c` too); else
+    (None, whether a script file is named)."""
+    dash_c = False
+    i = 1
+    while i < len(words):
+        t = words[i].text
+        if t == "--":
+            i += 1
+            break
+        if t in SHELL_VALUE_OPTS:
+            i += 2
+            continue
+        if t[:1] in "-+" and len(t) > 1:
+            dash_c = dash_c or (not t.startswith("--") and "c" in t)
+            i += 1
+            continue
+        break
+    if dash_c:
+        return (words[i] if i < len(words) else None), False
+    return None, i < len(words)
+
+
+def _join(cwd: str | None, target: str) -> str | None:
     if os.path.isabs(target):
         return os.path.normpath(target)
     return os.path.normpath(os.path.join(cwd, target)) if cwd else None
 
 
-def unwrap(words: list[Word]) -> tuple[list[Word], list[str]]:
-    """Strip leading wrappers (`sudo -u x`, `env A=1`, `timeout 5`, `xargs -0`) off argv."""
-    wrapped: list[str] = []
-    i = 0
-    while i < len(words):
-        name = os.path.basename(words[i].text)
-        if name not in WRAPPERS:
-            break
-        wrapped.append(name)
-        i += 1
-        while i < len(words):
-            t = words[i].text
-            if t.startswith("-"):
-                # options that take a value (sudo -u U, timeout -s SIG, nice -n N, xargs -I R ...)
-                if t in ("-u", "-g", "-n", "-s", "-k", "-I", "-L", "-P", "-d", "-C", "-p", "-c"):
-                    i += 1
-                i += 1
-            elif (
-                (name == "env" and "=" in t)
-                or (name == "timeout" and t[:1].isdigit())
-                or (name in ("taskset", "chrt", "ionice") and t[:1].isdigit())
-            ):
-                i += 1
-            else:
-                break
-    return words[i:], wrapped
+def _cd(words: list[Word], cwd: str | None, env: Mapping[str, str], out: Parsed) -> str | None:
+    """The folder `cd`/`pushd` moves to: `-P` resolves symlinks first (`cd -P link/..` is the
+    link target's parent), CDPATH is searched for a bare relative name, `-` is unknown."""
+    opts = [w.text for w in words[1:] if w.text.startswith("-") and w.text != "-"]
+    args = [w for w in words[1:] if not w.text.startswith("-") or w.text == "-"]
+    if not args:
+        return env.get("HOME") or cwd
+    target = args[0]
+    if target.dynamic or target.text == "-":
+        return None  # unknown from here on
+    text = target.text
+    cdpath = env.get("CDPATH")
+    if cdpath and not os.path.isabs(text) and not text.startswith(("./", "../")) and text not in (".", ".."):
+        for base in cdpath.split(":"):
+            cand = _join(cwd, os.path.join(base or ".", text))
+            if cand and os.path.isdir(cand):
+                out.note("cd followed CDPATH")
+                return cand
+    physical = any(o.startswith("-") and not o.startswith("--") and "P" in o for o in opts)
+    if physical:
+        joined = text if os.path.isabs(text) else (os.path.join(cwd, text) if cwd else None)
+        return os.path.realpath(joined) if joined else None
+    return _join(cwd, text)
 
 
 # --- fallback ---------------------------------------------------------------------
@@ -314,12 +464,13 @@ SEPARATORS = {";", "&&", "||", "|", "&", "(", ")", "|&", ";;", "\n", "{", "}", "
 
 
 class _Fallback:
-    """Token-level split for syntax bashlex rejects: finds commands and redirections."""
+    """Token-level split for a line no rewrite makes parsable: finds commands and
+    redirections, marked `uncertain` (their unplaceable targets are refused)."""
 
-    def __init__(self, out: Parsed, env: dict[str, str]) -> None:
-        self.out, self.env = out, env
+    def __init__(self, out: Parsed, walker: _Walker) -> None:
+        self.out, self.walker, self.env = out, walker, walker.env
 
-    def run(self, command: str, cwd: str | None) -> None:
+    def run(self, command: str, state: dict[str, Any]) -> None:
         lex = shlex.shlex(command, posix=True, punctuation_chars=True)
         lex.whitespace_split = True
         lex.commenters = ""
@@ -330,8 +481,6 @@ class _Fallback:
             tokens = command.split()
         if "$(" in command or "`" in command or "<(" in command or ">(" in command:
             self.out.note("command substitutions are not seen by the fallback parser")
-        state = {"cwd": cwd}
-        walker = _Walker(self.out, self.env, MAX_DEPTH)
         words: list[Word] = []
         redirects: list[tuple[str, Word]] = []
         i = 0
@@ -339,9 +488,9 @@ class _Fallback:
             t = tokens[i] if i < len(tokens) else ";"
             if t in SEPARATORS or t in ("[[", "]]"):
                 if words:
-                    walker.emit(words, redirects, state)
+                    self.walker.emit(words, redirects, state, uncertain=True)
                 elif redirects:
-                    self.out.cmds.append(Cmd([], redirects, state.get("cwd"), []))
+                    self.out.cmds.append(Cmd([], redirects, state.get("cwd"), [], True))
                 words, redirects = [], []
             elif t and set(t) <= set("<>&|;") and ">" in t:
                 op = t.lstrip("0123456789")
