@@ -10,11 +10,10 @@ atomically, so a reader never sees half a file.
 
 from __future__ import annotations
 
-import json
 import os
 
 from ..events.schema import now_ts, shard_name
-from ..fileio import write_json_atomic
+from ..fileio import read_json_signed, secret_key, write_json_signed
 from ..guards.retry import count_result
 
 TYPE_CHECKING = False
@@ -31,30 +30,131 @@ def state_path(log_dir: str, session: str) -> str:
 
 
 def load(log_dir: str, session: str) -> dict[str, Any]:
-    """The state, or an empty one (missing or unreadable: the guard then starts counting anew)."""
+    """The verified state. The file is agent-writable: a missing, unsigned or forged one is
+    rebuilt from the session's audit log (and saved), so deleting it never resets a guard."""
+    data = _read(log_dir, session)
+    if data is not None:
+        return data
+    if not os.path.isdir(log_dir):  # reading must not create it (a missing root stays missing)
+        return rebuild(log_dir, session)
     try:
-        with open(state_path(log_dir, session), encoding="utf-8") as f:
-            data = json.load(f)
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
+        return update(log_dir, session, _unchanged)
+    except OSError:  # the state cannot be saved (read-only log dir): the log still counts
+        return rebuild(log_dir, session)
 
 
 def update(log_dir: str, session: str, change: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-    """Apply `change` (returns True if it changed anything) under the lock; write if changed."""
+    """Apply `change` (returns True if it changed anything) under the lock; write if changed
+    (or if the state had to be rebuilt from the log)."""
     import fcntl  # only writers lock; PreToolUse just reads
 
     path = state_path(log_dir, session)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        data = load(log_dir, session)
-        if change(data):
-            write_json_atomic(path, data)
+        data = _read(log_dir, session)
+        rebuilt = data is None
+        if data is None:
+            data = rebuild(log_dir, session)
+        if change(data) or rebuilt:
+            write_json_signed(path, data, secret_key(log_dir))
         return data
     finally:
         os.close(fd)
+
+
+def _read(log_dir: str, session: str) -> dict[str, Any] | None:
+    data = read_json_signed(state_path(log_dir, session), secret_key(log_dir))
+    return data if isinstance(data, dict) else None
+
+
+def _unchanged(_data: dict[str, Any]) -> bool:
+    return False
+
+
+# -- rebuilding from the audit log ------------------------------------------------------------
+# The log is the record the guard's counts come from; the state file only saves reading it. A
+# rebuild replays the session's Bash results (every shard: subagents share the session) through
+# the same rule, and remembers their tool_use_ids, so a result logged before the rebuild and
+# settled after it is not counted twice (`counted_before`). It runs once per session (the state
+# is saved), scans with bytes.find and parses only the session's CMD_RESULT lines, with the
+# stdlib json: the hook path stays free of the reader and orjson.
+COUNTED = 64  # tool_use_ids of replayed results kept
+_CHUNK = 1 << 20
+
+
+def rebuild(log_dir: str, session: str) -> dict[str, Any]:
+    """The failure counts and recent failures as the session's CMD_RESULT events give them."""
+    from ..guards.retry import command_key
+
+    data: dict[str, Any] = {"failures": {}, "recent_failures": [], "counted": []}
+    for ev in _session_results(log_dir, session):
+        d = ev.get("data")
+        if not isinstance(d, dict) or d.get("tool") != "Bash" or not isinstance(ev.get("cmd"), str):
+            continue
+        failed = ev.get("level") == "ERROR"
+        if failed and d.get("interrupted"):
+            continue  # the user stopping a command is not the command failing
+        details = str(ev.get("details") or "")
+        if _count(data, command_key(ev["cmd"]), failed, details.partition("; ")[2]) and failed:
+            data["recent_failures"][-1]["ts"] = ev.get("ts")
+        if isinstance(d.get("tool_use_id"), str):
+            data["counted"].append(d["tool_use_id"])
+    del data["counted"][:-COUNTED]
+    return data
+
+
+def _session_results(log_dir: str, session: str) -> list[dict[str, Any]]:
+    """The session's CMD_RESULT events from every shard, in time order."""
+    import json
+
+    needle = b'"session":' + json.dumps(session, ensure_ascii=False).encode()
+    found = []
+    for line in _lines_with(_shards(log_dir), needle):
+        if b'"CMD_RESULT"' not in line:
+            continue
+        try:
+            ev = json.loads(line)
+        except ValueError:
+            continue  # a corrupt line: the reader reports it
+        if isinstance(ev, dict) and ev.get("cat") == "CMD_RESULT" and ev.get("session") == session:
+            found.append(ev)
+    found.sort(key=lambda ev: str(ev.get("ts")))
+    return found
+
+
+def _shards(log_dir: str) -> list[str]:
+    try:
+        names = os.listdir(log_dir)
+    except OSError:
+        return []
+    return [os.path.join(log_dir, n) for n in sorted(names) if n.startswith("agent_audit-") and n.endswith(".log")]
+
+
+def _lines_with(paths: list[str], needle: bytes) -> list[bytes]:
+    """Whole lines containing `needle`; chunks without it are skipped at memchr speed."""
+    out: list[bytes] = []
+    for path in paths:
+        try:
+            f = open(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb")  # noqa: SIM115
+        except OSError:
+            continue
+        with f:
+            tail = b""
+            while chunk := f.read(_CHUNK):
+                buf, tail = (tail + chunk).rpartition(b"\n")[::2] if b"\n" in chunk else (b"", tail + chunk)
+                if needle in buf:
+                    out += [ln for ln in buf.split(b"\n") if needle in ln]
+            if needle in tail:
+                out.append(tail)
+    return out
+
+
+def counted_before(data: dict[str, Any], use_id: str | None) -> bool:
+    """Whether a rebuild already counted this call's result (it was logged before the rebuild)."""
+    counted = data.get("counted")
+    return use_id is not None and isinstance(counted, list) and use_id in counted
 
 
 def record_result(log_dir: str, session: str, key: str, failed: bool, summary: str = "") -> dict[str, Any]:
@@ -137,7 +237,7 @@ def settle_call(
 
     def change(data: dict[str, Any]) -> bool:
         dropped = use_id is not None and _pending(data).pop(use_id, None) is not None
-        counted = outcome is not None and _count(data, key, outcome, summary)
+        counted = outcome is not None and not counted_before(data, use_id) and _count(data, key, outcome, summary)
         return dropped or counted
 
     update(log_dir, session, change)
