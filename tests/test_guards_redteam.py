@@ -11,16 +11,15 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 
 from epyc_agent.guards.check import check_bash
 from epyc_agent.storage import StorageGuard
 
-from conftest import run_cli
-
 FALLBACK = [
     ("cat > notes <<'EOF'\nhello $x\nEOF\nrm -rf {out}", "deny"),
     ("cat > notes <<'EOF'\nhello $x\nEOF\nrm -rf {root}/tmp/x", "allow"),
-    ("cat > notes <<\"EOF\"\nhi\nEOF\ntouch {out}/f", "deny"),
+    ('cat > notes <<"EOF"\nhi\nEOF\ntouch {out}/f', "deny"),
     ("cat > notes <<\\EOF\nhi\nEOF\ntouch {out}/f", "deny"),
     ("git commit -m \"$(cat <<'EOF'\nfix: a (b)\nEOF\n)\"\nrm -rf {out}", "deny"),
     ("git commit -m \"$(cat <<'EOF'\nfix: a (b)\nEOF\n)\"\nrm -rf {root}/tmp/x", "allow"),
@@ -36,6 +35,19 @@ FALLBACK = [
     ("select x in a b; do echo; done\nrm -rf {out}", "deny"),
     ("select x in a b; do echo; done\nrm -rf sub/x", "allow"),
     ("coproc tee $X\nrm -rf sub/x", "deny"),
+    ("a=(1 2)\nrm -rf {out}", "deny"),
+    ("a=($(touch {out}/f))", "deny"),
+    ("a=(1 2); touch sub/f", "allow"),
+    ("echo $[1+1]; rm -rf {out}", "deny"),
+    ("for ((i=0;i<3;i++)); do rm -rf {out}; done", "deny"),
+    ("for ((i=0;i<3;i++)); do rm -rf sub/x; done", "allow"),
+    ("shopt -s extglob; rm -rf !(keep)", "deny"),
+    ("@sub shopt -s extglob; rm -rf !(keep)", "allow"),
+    ("time -p rm -rf {out}", "deny"),
+    ("if [[ -d x ]]; then\n  rm -rf {out}\nfi", "deny"),
+    ("if [[ -d x ]]; then\n  rm -rf sub/x\nfi", "allow"),
+    ("select x in a; do touch $x; done", "deny"),
+    ("select x in a; do touch sub/f; done", "allow"),
 ]
 
 QUOTING = [
@@ -60,6 +72,19 @@ QUOTING = [
     ("rm -rf {root}/sub/../..", "deny"),
     ("find {root} -exec rm -rf {{}} +", "deny"),
     ("find {root}/sub -name x -exec rm -rf {{}} +", "allow"),
+    ('rm -rf "${{ROOT:?}}/.."', "deny"),
+    ('rm -rf "${{ROOT:?}}/tmp/x"', "allow"),
+    ("rm -rf $'\\x2e\\x2e'", "deny"),
+    ("rm -rf $'sub'", "allow"),
+    ("rm -rf {root}/link/..", "deny"),
+    ("rm -rf ~/..", "deny"),
+    ("rm -rf .", "deny"),
+    ("rm -rf ./sub", "allow"),
+    ('r""m -rf {out}', "deny"),
+    ("chown -R u /", "deny"),
+    ("chattr -R -i {root}", "deny"),
+    ("chattr -i {root}/sub/f", "allow"),
+    ("find {root} -mindepth 1 -delete", "deny"),
 ]
 
 WHERE = [
@@ -81,6 +106,10 @@ WHERE = [
     ('cd "$UNKNOWN" && rm -rf *', "deny"),
     ('cd "$UNKNOWN" && rm -rf x', "deny"),
     ("sudo -D {out} touch f", "deny"),
+    ("pushd +1 && rm -rf x", "deny"),
+    ("(cd {out}); touch f", "allow"),
+    ("cd {out} | true; touch f", "allow"),
+    ("cd ~/.. && rm -rf root", "deny"),
 ]
 
 WRAPPERS = [
@@ -132,12 +161,21 @@ WRAPPERS = [
     ("env TMPDIR={out} sh -c 'touch $TMPDIR/f'", "deny"),
     ("timeout -s KILL 5 nice -n 5 ionice -c 3 rm -rf {out}", "deny"),
     ("sudo -u nobody -- rm -rf {out}", "deny"),
-    ("time -o {out}/t ls", "deny"),
+    ("/usr/bin/time -o {out}/t ls", "deny"),
+    ("env time -o {root}/tmp/t ls", "allow"),
+    ("time -o {out}/t ls", "allow"),  # bash's `time` keyword: runs a command named `-o`
+    ("sudo -s 'rm -rf {out}'", "deny"),
+    ("sudo -i touch {out}/f", "deny"),
+    ("nohup sh -c 'rm -rf {out}' &", "deny"),
+    ("nohup sh -c 'rm -rf {root}/tmp/x' &", "allow"),
     ("stdbuf -oL rm -rf {out}", "deny"),
     ("taskset -c 0-3 rm -rf {out}", "deny"),
     ("taskset -c 0-3 make -j4", "allow"),
-    ("eval \"eval 'eval \\\"eval ls\\\"'\"", "allow"),
-    ("bash -c \"bash -c 'bash -c \\\"bash -c \\\\\\\"bash -c ls\\\\\\\"\\\"'\"", "deny"),
+    ('eval "eval \'eval \\"eval ls\\"\'"', "allow"),
+    ('bash -c "bash -c \'bash -c \\"bash -c \\\\\\"bash -c ls\\\\\\"\\"\'"', "deny"),
+    ("sudo bash -c 'rm -rf {out}'", "deny"),
+    ("xargs sh -c 'rm -rf \"$@\"' _", "deny"),
+    ("git -C {out} clone https://x/r.git repo", "deny"),
 ]
 
 OPTIONS = [
@@ -168,6 +206,15 @@ OPTIONS = [
     ("sed -i.bak s/a/b/ {out}/f", "deny"),
     ("sed -i.bak s/a/b/ {root}/sub/f", "allow"),
     ("curl -c {out}/jar http://example.com", "deny"),
+    ("cp --target-directory={out} a", "deny"),
+    ("rm -rf -- {out}", "deny"),
+    ("tar --directory={out} -xf a.tar", "deny"),
+    ("tar -xf a.tar -C {out}", "deny"),
+    ("tar -xf a.tar -C {root}/sub", "allow"),
+    ("wget -P {out} http://example.com", "deny"),
+    ("setfacl -R -m u:x:rwx {out}", "deny"),
+    ("git clone -b main https://x/r.git {out}/r", "deny"),
+    ("git clone -b main https://x/r.git sub/r", "allow"),
 ]
 
 TABLE = [
@@ -201,7 +248,9 @@ def verdict(command: str, tree: dict[str, str]) -> tuple[str, list[str]]:
     return ("deny" if findings else "allow"), [f.reason for f in findings]
 
 
-@pytest.mark.parametrize(("family", "command", "expected"), TABLE, ids=[f"{f}-{i}" for i, (f, _, _) in enumerate(TABLE)])
+@pytest.mark.parametrize(
+    ("family", "command", "expected"), TABLE, ids=[f"{f}-{i}" for i, (f, _, _) in enumerate(TABLE)]
+)
 def test_redteam(family: str, command: str, expected: str, tree: dict[str, str]) -> None:
     """Each attack is denied and its in-root twin allowed."""
     got, reasons = verdict(command, tree)

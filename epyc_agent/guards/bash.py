@@ -57,6 +57,9 @@ VALUE_OPTS: dict[str, tuple[str, frozenset[str]]] = {
             "--timeout --wait --input-file --level --accept --reject",
         ),
         ("unzip", "dx", ""),
+        ("git", "Cbcjo", "--branch --depth --origin --config --reference --template --separate-git-dir --jobs"),
+        ("chattr", "pv", ""),
+        ("setfacl", "mMxX", "--modify --modify-file --remove --remove-file"),
         (
             "tar",
             "fCbHKLNTgVX",
@@ -66,7 +69,7 @@ VALUE_OPTS: dict[str, tuple[str, frozenset[str]]] = {
     )
 }
 OPTIONAL_ATTACHED = {"sed": "i", "perl": "i"}  # `-i.bak`: a value only when attached
-CHMOD_FLAGS = set("cfvR")
+MODE_FLAGS = {"chmod": set("cfvR"), "chattr": set("RVfpv")}  # any other `-x` word is a mode (`chmod -w`)
 
 
 def split_args(cmd: Cmd) -> tuple[list[Word], dict[str, Word | None]]:
@@ -89,7 +92,8 @@ def split_args(cmd: Cmd) -> tuple[list[Word], dict[str, Word | None]]:
             args.extend(words[i:])
             break
         is_opt = t.startswith("-") and len(t) > 1
-        if cmd.name == "chmod" and is_opt and not t.startswith("--") and not set(t[1:]) <= CHMOD_FLAGS:
+        flags = MODE_FLAGS.get(cmd.name)
+        if flags and is_opt and not t.startswith("--") and not set(t[1:]) <= flags:
             is_opt = False  # `chmod -w f`: a mode
         if not is_opt:
             args.append(w)
@@ -162,7 +166,7 @@ def write_targets(cmd: Cmd) -> list[Word]:
     if name == "perl" and "-i" in opts:
         return args if _first(opts, "-e", "-E") else args[1:]
     if name in MODE_TOOLS:
-        return args if "--reference" in opts else args[1:]
+        return args if "--reference" in opts or name == "setfacl" else args[1:]  # setfacl's ACL is an option
     if name == "curl":
         outs = [w for w in (_first(opts, n, m) for n, m in CURL_WRITES) if w is not None and w.text != "-"]
         return outs + ([Word(".")] if "-O" in opts or "--remote-name" in opts else [])
@@ -176,7 +180,9 @@ def write_targets(cmd: Cmd) -> list[Word]:
         return _tar_targets(args, opts)
     if name == "git" and args and args[0].text == "clone":
         rest = args[1:]
-        return rest[1:2] if len(rest) >= 2 else [Word(".")]
+        dest = rest[1:2] if len(rest) >= 2 else [Word(".")]
+        base = opts.get("-C")  # `git -C DIR clone URL DEST`: DEST is relative to DIR
+        return [Word(os.path.join(base.text, d.text), d.dynamic or base.dynamic) for d in dest] if base else dest
     return []
 
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+DEFAULTING = re.compile(r"([A-Za-z_][A-Za-z0-9_]*):?[-=?].*", re.S)
 PWD_COMMANDS = ("pwd", "pwd -P", "pwd -L", "/bin/pwd")
 ANSI = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"', "a": "\a", "e": "\x1b", "0": "\0"}
 
@@ -121,7 +122,11 @@ class Expander:
         return i + 1, False
 
     def variable(self, name: str, source: str, out: list[str]) -> bool:
-        """Append the value of `name` if known (True: unknown, the source is kept)."""
+        """Append the value of `name` if known (True: unknown, the source is kept).
+        `${N:-x}`, `${N:?}`, `${N:=x}` (and without `:`) are N's value when N is known and set."""
+        m = DEFAULTING.fullmatch(name)
+        if m and self.lookup(m.group(1)):
+            name = m.group(1)
         value = self.lookup(name) if NAME.fullmatch(name) or name.isdigit() else None
         if value is None:
             self.unknown.append(name)

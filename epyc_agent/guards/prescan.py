@@ -94,7 +94,7 @@ RISKY = frozenset(
         "coproc",
     }
 )
-TIME_OUTPUT = re.compile(r"(?:^|[\s;&|(])time\s+(?:-\S+\s+)*(?:-o|--output)")  # GNU time writes a file
+TIME_OUTPUT = re.compile(r"(?:^|[\s;&|(/])time\s+(?:-\S+\s+)*(?:-o|--output)")  # GNU time writes a file
 SAFE_REDIRECT_TARGETS = frozenset({"/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty"})
 MARKERS = ("`", "$(", "<(", ">(", "<<", "${")
 

@@ -11,7 +11,9 @@ walker still sees them; only syntax that runs nothing is replaced:
   holds a command substitution, so that substitution is still checked;
 - `[[ EXPR ]]` -> `[ EXPR ]` with `&&`, `||`, `<`, `>`, `(`, `)` made plain words;
 - `case W in P) BODY;; ... esac` -> `{ : W; BODY; ...; }`: every branch is
-  checked, as if each could run.
+  checked, as if each could run;
+- `for ((...))` -> `for EPYC_ARITH in 1`, `$[...]` -> `${EPYC_ARITH}`, `a=(x y)` ->
+  `a=$(: x y)`, extglob `!(keep)` -> `*`, and the `time` keyword is dropped.
 """
 
 from __future__ import annotations
@@ -22,9 +24,25 @@ HEREDOC_QUOTED = re.compile(r"""(?<!<)<<(?!<)(-?)[ \t]*(?:'([^'\n]+)'|"([^"\n]+)
 _WORD_END = " \t\n;&|()<>"
 
 
+# (pattern, replacement) applied to the whole text: a match inside a quoted string only
+# changes that string's text, never what runs
+SIMPLE = (
+    (re.compile(r"\bfor\s*\(\((?:[^()]|\([^()]*\))*\)\)"), "for EPYC_ARITH in 1"),  # for ((i=0; i<n; i++))
+    (re.compile(r"\$\[[^\[\]]*\]"), "${EPYC_ARITH}"),  # $[1+1], the old arithmetic form
+    (
+        re.compile(r"(?<![\w$])([A-Za-z_]\w*(?:\[[^\]]*\])?\+?=)\("),
+        r"\1$(: ",
+    ),  # a=(1 $(x)): the elements' substitutions
+    (re.compile(r"(?<![\w$\\])[?*+@!]\([^()\s]*\)"), "*"),  # extglob !(keep): any name
+    (re.compile(r"(?:(?<=^)|(?<=[\n;&|({]))(\s*)time(?:\s+-p)?(?=\s+[^-\s])", re.M), r"\1"),  # the `time` keyword
+)
+
+
 def rewrite(command: str) -> str:
     """`command` with the constructs bashlex rejects rewritten (see the module docstring)."""
     text = HEREDOC_QUOTED.sub(lambda m: "<<" + m.group(1) + (m.group(2) or m.group(3) or m.group(4)), command)
+    for pattern, replacement in SIMPLE:
+        text = pattern.sub(replacement, text)
     text = _arith(text)
     text = _dbracket(text)
     return _case(text)

@@ -440,6 +440,8 @@ def _cd(words: list[Word], cwd: str | None, env: Mapping[str, str], out: Parsed)
     args = [w for w in words[1:] if not w.text.startswith("-") or w.text == "-"]
     if not args:
         return env.get("HOME") or cwd
+    if words[0].text == "pushd" and (not args or any(w.text[1:].isdigit() for w in words[1:])):
+        return None  # `pushd`, `pushd +1`: a rotation of the stack
     target = args[0]
     if target.dynamic or target.text == "-":
         return None  # unknown from here on
@@ -460,7 +462,20 @@ def _cd(words: list[Word], cwd: str | None, env: Mapping[str, str], out: Parsed)
 
 # --- fallback ---------------------------------------------------------------------
 
-SEPARATORS = {";", "&&", "||", "|", "&", "(", ")", "|&", ";;", "\n", "{", "}", "!"}
+SEPARATORS = {";", "&&", "||", "|", "&", "(", ")", "|&", ";;", ";&", ";;&", "\n", "{", "}", "!", "((", "))"}
+RESERVED = {"if", "then", "else", "elif", "fi", "do", "done", "while", "until", "esac", "time", "coproc", "select"}
+PUNCT = set(";&|()<>")
+OPERATORS = (";;&", "&>>", "<<<", "&&", "||", ";;", ";&", "|&", "&>", ">>", ">|", "<<", "<>", ">&", "<&", "((", "))")
+
+
+def _split_ops(token: str) -> list[str]:
+    """A run of punctuation shlex kept together (`);`, `)>`) -> the operators bash reads in it."""
+    out, i = [], 0
+    while i < len(token):
+        op = next((o for o in OPERATORS if token.startswith(o, i)), token[i])
+        out.append(op)
+        i += len(op)
+    return out
 
 
 class _Fallback:
@@ -479,6 +494,7 @@ class _Fallback:
         except ValueError as e:
             self.out.note(f"unbalanced quoting ({e}); checked word by word")
             tokens = command.split()
+        tokens = [op for t in tokens for op in (_split_ops(t) if t and set(t) <= PUNCT else [t])]
         if "$(" in command or "`" in command or "<(" in command or ">(" in command:
             self.out.note("command substitutions are not seen by the fallback parser")
         words: list[Word] = []
@@ -486,7 +502,7 @@ class _Fallback:
         i = 0
         while i <= len(tokens):
             t = tokens[i] if i < len(tokens) else ";"
-            if t in SEPARATORS or t in ("[[", "]]"):
+            if t in SEPARATORS or t in ("[[", "]]") or (not words and t in RESERVED):
                 if words:
                     self.walker.emit(words, redirects, state, uncertain=True)
                 elif redirects:

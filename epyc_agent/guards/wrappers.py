@@ -157,6 +157,8 @@ def unwrap(words: list[Word]) -> Unwrapped:
             rest = " ".join(shlex.quote(w.text) for w in words[i:])
             out.scripts.append(type(out.split)(f"{out.split.text} {rest}", out.split.dynamic))
             out.split, i = None, len(words)
+        if name == "sudo" and any(w.text in ("-s", "-i", "--shell", "--login") for w in words[:i]):
+            name = "watch"  # `sudo -s CMD ARGS`: run as `$SHELL -c 'CMD ARGS'`, like watch does
         if name in SHELL_JOINED and i < len(words):
             from .shell import Word as W
 
