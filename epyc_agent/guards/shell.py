@@ -5,25 +5,32 @@ subshells, compound commands, command/process substitutions and here-documents a
 seen the way bash sees them. bashlex costs ~150 ms to import, so the hook calls it
 only after `prescan.needs_parse()` says a command could write or destroy.
 
-Expansion is partial: `~`, `$HOME`-style variables known from the hook's
-environment and assignments earlier in the same command (`D=/x; rm -r "$D"`) are
-substituted; `cd DIR` is followed for the commands after it. `bash -c STR`,
-`sh -c STR` and `eval ARGS` are parsed recursively; `sudo`, `env`, `nice`, `nohup`,
-`time`, `timeout`, `xargs`, `command`, `exec` are unwrapped.
+Syntax bashlex rejects (`<<'EOF'`, `$(( ))`, `[[ ]]`, `case`, `for ((;;))`, arrays,
+extglob, the `time` keyword) is rewritten first (`rewrite`); a script that still
+fails is parsed line by line (a quote or here-document may span lines), and only the
+lines no parser reads go to a token-level split whose commands are `uncertain`: a
+target they cannot place is refused, never let through.
+
+Words are re-read from their source with bash's quoting rules (`expand`): `~`,
+variables known from the hook's environment and from assignments earlier in the
+command, `$PWD` and `$(pwd)` (the tracked cwd), `$1` of `sh -c '...' _ ARG`. The cwd
+is followed through `cd` (`-P`, CDPATH), `pushd`/`popd`, `env -C`, `sudo -D`; a
+subshell's does not leak out. Wrappers (`wrappers.TABLE`: sudo, env, numactl, flock,
+strace, su, script, watch, ...) are peeled off with their options; what a command
+runs is parsed recursively up to MAX_DEPTH, past which it is refused: `bash -c`,
+`eval`, `trap`, `find -exec`, `su -c`, `env -S`, a here-document, here-string or
+`echo`/`printf` pipe fed to a shell.
 
 What no static parse can see (`Parsed.blind` says when it met one): variables set
 at run time or by sourced files, output of command substitutions used as paths,
-aliases and shell functions defined elsewhere, what scripts and programs the
-command runs do (`python x.py`, `make`), and symlinks created by the command itself.
-Syntax bashlex rejects (`[[ ]]`, `$(( ))`, some `case` forms) falls back to a
-token-level split (`shlex`) that still finds redirections and command words but
-cannot see inside substitutions.
+aliases and shell functions defined elsewhere, loop variables, what scripts and
+programs the command runs do (`python x.py`, `make`, `curl | sh`), and symlinks
+created by the command itself.
 """
 
 from __future__ import annotations
 
 import os
-import shlex
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -117,7 +124,9 @@ def parse(
         end = _parsable_prefix(lines, start, tables_dir)
         if end is None:
             out.note("a line bashlex cannot parse was split into tokens (fallback); its unplaced writes are refused")
-            _Fallback(out, walker).run(lines[start], state)
+            from .fallback import Fallback
+
+            Fallback(out, walker).run(lines[start], state)
             start += 1
             continue
         walker.walk(*(_bashlex("\n".join(lines[start:end]), tables_dir) or ([], "")), state)
@@ -458,82 +467,3 @@ def _cd(words: list[Word], cwd: str | None, env: Mapping[str, str], out: Parsed)
         joined = text if os.path.isabs(text) else (os.path.join(cwd, text) if cwd else None)
         return os.path.realpath(joined) if joined else None
     return _join(cwd, text)
-
-
-# --- fallback ---------------------------------------------------------------------
-
-SEPARATORS = {";", "&&", "||", "|", "&", "(", ")", "|&", ";;", ";&", ";;&", "\n", "{", "}", "!", "((", "))"}
-RESERVED = {"if", "then", "else", "elif", "fi", "do", "done", "while", "until", "esac", "time", "coproc", "select"}
-PUNCT = set(";&|()<>")
-OPERATORS = (";;&", "&>>", "<<<", "&&", "||", ";;", ";&", "|&", "&>", ">>", ">|", "<<", "<>", ">&", "<&", "((", "))")
-
-
-def _split_ops(token: str) -> list[str]:
-    """A run of punctuation shlex kept together (`);`, `)>`) -> the operators bash reads in it."""
-    out, i = [], 0
-    while i < len(token):
-        op = next((o for o in OPERATORS if token.startswith(o, i)), token[i])
-        out.append(op)
-        i += len(op)
-    return out
-
-
-class _Fallback:
-    """Token-level split for a line no rewrite makes parsable: finds commands and
-    redirections, marked `uncertain` (their unplaceable targets are refused)."""
-
-    def __init__(self, out: Parsed, walker: _Walker) -> None:
-        self.out, self.walker, self.env = out, walker, walker.env
-
-    def run(self, command: str, state: dict[str, Any]) -> None:
-        lex = shlex.shlex(command, posix=True, punctuation_chars=True)
-        lex.whitespace_split = True
-        lex.commenters = ""
-        try:
-            tokens = list(lex)
-        except ValueError as e:
-            self.out.note(f"unbalanced quoting ({e}); checked word by word")
-            tokens = command.split()
-        tokens = [op for t in tokens for op in (_split_ops(t) if t and set(t) <= PUNCT else [t])]
-        if "$(" in command or "`" in command or "<(" in command or ">(" in command:
-            self.out.note("command substitutions are not seen by the fallback parser")
-        words: list[Word] = []
-        redirects: list[tuple[str, Word]] = []
-        i = 0
-        while i <= len(tokens):
-            t = tokens[i] if i < len(tokens) else ";"
-            if t in SEPARATORS or t in ("[[", "]]") or (not words and t in RESERVED):
-                if words:
-                    self.walker.emit(words, redirects, state, uncertain=True)
-                elif redirects:
-                    self.out.cmds.append(Cmd([], redirects, state.get("cwd"), [], True))
-                words, redirects = [], []
-            elif t and set(t) <= set("<>&|;") and ">" in t:
-                op = t.lstrip("0123456789")
-                target = tokens[i + 1] if i + 1 < len(tokens) else ""
-                i += 1
-                if not (op.endswith("&") and target.isdigit()) and target != "-":
-                    redirects.append((op if op in WRITE_REDIRECTS else ">", self.word(target)))
-            elif t.isdigit() and i + 1 < len(tokens) and tokens[i + 1].startswith((">", "<")):
-                pass  # fd number of the redirection that follows
-            elif t and set(t) <= set("<>&|;"):
-                pass
-            else:
-                words.append(self.word(t))
-            i += 1
-
-    def word(self, t: str) -> Word:
-        dynamic = "$" in t or "`" in t
-        if t.startswith("~"):
-            t = (self.env.get("HOME") or os.path.expanduser("~")) + t[1:] if t[:2] in ("~", "~/") else t
-        if dynamic:
-            for k, v in self.env.items():
-                for form in ("${" + k + "}", "$" + k):
-                    if form in t and (form.startswith("${") or not _ident_continues(t, t.find(form) + len(form))):
-                        t = t.replace(form, v)
-            dynamic = "$" in t or "`" in t
-        return Word(t, dynamic)
-
-
-def _ident_continues(t: str, i: int) -> bool:
-    return i < len(t) and (t[i].isalnum() or t[i] == "_")
