@@ -3,17 +3,22 @@
 `handle(raw, env)` never raises: a malformed payload or an internal failure is
 logged as an ERROR and answered with exit 0 and no decision (Claude Code then
 proceeds as without the hook), except that with `guards.fail_closed: true` a
-PreToolUse call that cannot be evaluated is denied.
+PreToolUse call that cannot be evaluated is denied. A writing tool's PreToolUse
+(Write, Edit, MultiEdit, NotebookEdit, Bash) fails closed on faults of its own:
+when its audit event cannot be written (disk full, read-only or misplaced log dir,
+a planted shard) or its payload is over the size cap, it is denied, since a change
+that is not recorded cannot be reviewed or undone. Read-only tools still pass.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 
 from ..config import load_config
 from ..errors import EpycAgentError
-from ..events.writer import AuditLog
+from ..events.writer import AuditLog, ShardError
 from ..guards.check import EDIT_TOOLS, MalformedInput, check_bash, check_edit, edit_path
 from ..guards.retry import OVERRIDE, command_key, overridden, retry_finding
 from ..sessions import agent_id, session_file
@@ -31,6 +36,7 @@ if TYPE_CHECKING:
 
 OUTPUT_CHARS = 500
 PROMPT_CHARS = 200
+WRITING_TOOLS = frozenset({*EDIT_TOOLS, "Bash"})
 
 
 def _out(event: str, **fields: Any) -> str:
@@ -47,23 +53,81 @@ def handle(raw: bytes, env: Mapping[str, str]) -> tuple[str, int]:
         p = pl.parse(raw)
     except pl.PayloadError as e:
         _log_error(cfg, None, agent_id(env=env), f"hook payload rejected: {e}", raw[:200])
-        return "", 0
+        return _oversized(raw), 0
     event = p.get("hook_event_name") if isinstance(p.get("hook_event_name"), str) else ""
     hook = Hook(cfg, p, env)
+    if isinstance(hook.log, _HookLog):
+        hook.log.root = cfg.root
     try:
-        return hook.run(event), 0
-    except Exception as e:  # noqa: BLE001 - the hook must never break the agent's session
-        _log_error(
-            cfg, hook.session, hook.agent, f"hook failed on {event or 'unknown event'}: {type(e).__name__}: {e}", ""
-        )
-        if event == "PreToolUse" and cfg.guards.get("fail_closed"):
-            return _deny(
-                f"epyc-agent could not evaluate this call ({type(e).__name__}: {e}) and "
-                "guards.fail_closed is true. Report it; the user can set fail_closed: false."
-            ), 0
-        return "", 0
+        try:
+            out = hook.run(event)
+        except Exception as e:  # noqa: BLE001 - the hook must never break the agent's session
+            out = _failed(hook, event, e)
+        return _unrecorded(hook, event) or out, 0
     finally:
         hook.log.close()
+
+
+def _failed(hook: Hook, event: str, e: Exception) -> str:
+    """The answer when a handler raised: logged; a writing call hit by a storage fault is denied."""
+    cfg = hook.cfg
+    _log_error(cfg, hook.session, hook.agent, f"hook failed on {event or 'unknown event'}: {type(e).__name__}: {e}", "")
+    if event == "PreToolUse" and isinstance(e, OSError) and _writing(hook.p):
+        return _deny(_fault_reason(e, cfg.log_dir, str(hook.p.get("tool_name"))))
+    if event == "PreToolUse" and cfg.guards.get("fail_closed"):
+        return _deny(
+            f"epyc-agent could not evaluate this call ({type(e).__name__}: {e}) and "
+            "guards.fail_closed is true. Report it; the user can set fail_closed: false."
+        )
+    return ""
+
+
+def _writing(p: dict[str, Any]) -> bool:
+    return p.get("tool_name") in WRITING_TOOLS
+
+
+def _unrecorded(hook: Hook, event: str) -> str:
+    """A deny when this writing call's audit events could not be written (else "")."""
+    fault = hook.log.failed if isinstance(hook.log, _HookLog) else None
+    if fault is None or event != "PreToolUse" or not _writing(hook.p):
+        return ""
+    return _deny(_fault_reason(fault, hook.cfg.log_dir, str(hook.p.get("tool_name"))))
+
+
+_FIXES = {
+    errno.ENOSPC: "free space on the disk holding {log_dir}",
+    errno.EDQUOT: "free space (quota) on the disk holding {log_dir}",
+    errno.EFBIG: "free space on the disk holding {log_dir} (or raise the file size limit)",
+    errno.ELOOP: "replace the symlink at {path} with a regular file (or remove it)",
+    errno.EINVAL: "replace {path} with a regular file (or remove it)",
+    errno.EXDEV: "make {log_dir} a real folder under the storage root (it resolves outside it)",
+}
+
+
+def _fault_reason(e: OSError, log_dir: str, tool: str) -> str:
+    """One line: what failed, and what the user can do about it."""
+    path = e.filename or log_dir
+    fix = _FIXES.get(e.errno or 0, "make {log_dir} writable (or set EPYC_AGENT_LOG_DIR to a writable folder)")
+    return (
+        f"epyc-agent cannot write its audit log ({path}: {e.strerror or e}), so this {tool} call cannot be "
+        f"recorded and is refused; read-only tools still run. Fix: {fix.format(log_dir=log_dir, path=path)}, "
+        "then retry."
+    )
+
+
+def _oversized(raw: bytes) -> str:
+    """A deny for a PreToolUse of a writing tool (or of a tool that cannot be told) over the size cap."""
+    if len(raw) <= pl.MAX_STDIN or "PreToolUse" not in pl.sniff(raw, "hook_event_name"):
+        return ""
+    tools = pl.sniff(raw, "tool_name")
+    if tools and not tools & WRITING_TOOLS:
+        return ""
+    name = "/".join(sorted(tools & WRITING_TOOLS)) or "tool"
+    return _deny(
+        f"epyc-agent refused this {name} call: its payload is over the hook's {pl.MAX_STDIN >> 20} MiB limit, "
+        "too big to check or record. Write the content in smaller pieces (several Edits, or a file built by "
+        "a script under the storage root)."
+    )
 
 
 def _stderr(msg: str, code: int) -> int:
@@ -86,10 +150,20 @@ def _deny(reason: str) -> str:
 
 
 class _HookLog(AuditLog):
-    """A log write that fails (disk full, permissions) must not turn a deny into an allow:
-    the failure is reported on stderr and the hook carries on."""
+    """A log write that fails (disk full, permissions, a planted shard) must not turn a deny into an
+    allow: the failure is kept (`handle` denies a writing call it hit), reported on stderr, and the
+    hook carries on. A log dir under the root must also resolve under it: a symlink there must not
+    send the log (or a forged one) elsewhere."""
 
     failed: OSError | None = None
+    root: str | None = None
+
+    def _open(self) -> int:
+        if self._fd is None and self.root is not None:
+            real, root = os.path.realpath(self.log_dir), os.path.realpath(self.root)
+            if is_under(os.path.abspath(self.log_dir), os.path.abspath(self.root)) and not is_under(real, root):
+                raise ShardError(errno.EXDEV, f"the log dir resolves to {real}, outside the root", self.log_dir)
+        return super()._open()
 
     def write(self, event: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -104,7 +178,8 @@ class _HookLog(AuditLog):
         except OSError:
             pass
         if self.failed is not None:
-            _stderr(f"epyc-agent hook: cannot write the audit log {self.path}: {self.failed.strerror}", 0)
+            e = self.failed
+            _stderr(f"epyc-agent hook: cannot write the audit log {e.filename or self.path}: {e.strerror or e}", 0)
             self.failed = None
 
 

@@ -3,7 +3,9 @@
 - a new file: `rm PATH`;
 - an existing file tracked by git with no uncommitted change: `git -C REPO checkout -- PATH`;
 - any other existing file: a backup copy under `<root>/backups/edits/<session>/` and `cp` back.
-Files over MAX_BACKUP_BYTES are not copied; the plan says so.
+Files over MAX_BACKUP_BYTES are not copied; the plan says so. The backup folder is opened one
+component at a time from the root with O_NOFOLLOW, and the copy created with O_EXCL|O_NOFOLLOW: a
+symlink the agent plants under the root cannot send a backup (a copy of any file it edits) elsewhere.
 
 git runs via `os.posix_spawn` and files are copied by hand: importing subprocess or
 shutil (which pulls in zlib, bz2 and lzma) would cost the hook several ms per edit.
@@ -41,14 +43,34 @@ def _which(name: str) -> str | None:
     return None
 
 
-def _copy(src: str, dst: str) -> None:
-    """Contents, mode and times (what shutil.copy2 keeps that matters for an undo)."""
-    with open(src, "rb") as f, open(dst, "wb") as g:
+def _copy(src: str, dir_fd: int, name: str) -> None:
+    """Contents, mode and times (what shutil.copy2 keeps that matters for an undo) into a new file."""
+    out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+    with open(src, "rb") as f, open(out, "wb") as g:
         while chunk := f.read(1 << 20):
             g.write(chunk)
-    st = os.stat(src)
-    os.chmod(dst, st.st_mode & 0o7777)
-    os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
+        st = os.fstat(f.fileno())
+        os.fchmod(g.fileno(), st.st_mode & 0o7777)
+        g.flush()
+        os.utime(g.fileno(), ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def _open_dirs(root: str, parts: list[str]) -> int:
+    """A descriptor for root/parts..., each folder made if missing and opened without following a symlink."""
+    fd = os.open(os.path.realpath(root), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for name in parts:
+            try:
+                os.mkdir(name, 0o755, dir_fd=fd)
+            except FileExistsError:
+                pass
+            nxt = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def git_clean(repo: str, path: str) -> bool:
@@ -91,9 +113,12 @@ def plan(cfg: Config, session: str, path: str, tool: str) -> tuple[str, str]:
     if size > MAX_BACKUP_BYTES:
         return "edit", f"(no backup: {path} is {size // 1_000_000} MB, over the backup limit)"
     safe_session = "".join(c if c.isalnum() or c in "._-" else "_" for c in session)[:80]
-    folder = os.path.join(cfg.root, "backups", "edits", safe_session)
-    os.makedirs(folder, exist_ok=True)
+    parts = ["backups", "edits", safe_session]
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{time.time_ns() % 1_000_000:06d}"
-    backup = os.path.join(folder, f"{stamp}-{os.path.basename(path)}")
-    _copy(path, backup)
-    return "edit", f"cp {shlex.quote(backup)} {q}"
+    name = f"{stamp}-{os.path.basename(path)}"
+    fd = _open_dirs(cfg.root, parts)
+    try:
+        _copy(path, fd, name)
+    finally:
+        os.close(fd)
+    return "edit", f"cp {shlex.quote(os.path.join(cfg.root, *parts, name))} {q}"
