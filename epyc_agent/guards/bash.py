@@ -278,6 +278,7 @@ class BashCheck:
         self.guard, self.parsed = guard, parsed
         self.findings: list[Finding] = []
         self.bases = (guard.root_resolved, *guard.allow)
+        self.links: dict[str, str] = {}  # symlinks made by `ln -s` earlier in the command
 
     def run(self) -> list[Finding]:
         for why in self.parsed.refusals:
@@ -317,6 +318,8 @@ class BashCheck:
                 for s in find_parts(cmd)[0]:  # deletes what matches beneath each start folder
                     check(cmd, s, "deletes files under")
             return
+        if name == "ln":
+            self.note_link(cmd)
         tree = (name == "rm" and _recursive(cmd)) or (name in MODE_TOOLS and _recursive(cmd))
         for target in write_targets(cmd):
             if name == "dd" and target.text.startswith("/dev/"):
@@ -352,7 +355,31 @@ class BashCheck:
         if any(c in text for c in "*?["):
             matches = glob.glob(text, root_dir=cmd.cwd)[:GLOB_CAP]
             out += [m if os.path.isabs(m) else os.path.join(cmd.cwd or "/", m) for m in matches]
-        return out
+        return [self.through_links(p, cmd.cwd) for p in out]
+
+    def through_links(self, path: str, cwd: str | None) -> str:
+        """`path` with a symlink an earlier `ln -s` of this command made replaced by its target,
+        when the path goes through it (`ln -s /x l && rm -rf l/` deletes what is in /x)."""
+        full = os.path.join(cwd or "/", path)
+        for link, target in self.links.items():
+            if full.startswith(link + "/"):
+                return target + full[len(link) :]
+        return path
+
+    def note_link(self, cmd: Cmd) -> None:
+        """Remember `ln -s TARGET LINK` (LINK in the cwd when omitted) for the commands after it."""
+        args, opts = split_args(cmd)
+        if "-s" not in opts and "--symbolic" not in opts or not 1 <= len(args) <= 2 or cmd.cwd is None:
+            return
+        if any(w.dynamic for w in args):
+            return
+        target = os.path.join(cmd.cwd, args[0].text)
+        link = args[1].text if len(args) == 2 else os.path.basename(args[0].text.rstrip("/"))
+        link = os.path.normpath(os.path.join(cmd.cwd, link))
+        if os.path.isdir(link) and not os.path.islink(link):
+            link = os.path.join(link, os.path.basename(args[0].text.rstrip("/")))
+        self.links[link] = os.path.normpath(target)
+        self.parsed.note("a symlink the command creates is followed for the commands after it")
 
     def unplaced(self, cmd: Cmd, w: Word, verb: str) -> None:
         """A target known only at run time: refused when the command came from the fallback
