@@ -8,6 +8,7 @@ main conversation's to the usual agent id (`$EPYC_AGENT_ID`, else `main`).
 from __future__ import annotations
 
 import json
+import re
 
 from ..events.schema import shard_name
 from ..sessions import agent_id
@@ -16,7 +17,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-MAX_STDIN = 64 * 1024 * 1024  # read at most this much; a bigger payload is refused, not parsed
+# Read at most this much; a bigger payload is not parsed, and a PreToolUse of a writing tool over it
+# is denied (dispatch). 16 MiB is far above any real edit (Claude Code's Write tool is meant for
+# source files) and keeps the worst-case parse near 100 ms; an edit this size belongs in a script.
+MAX_STDIN = 16 * 1024 * 1024
 COMMON = ("session_id", "transcript_path", "cwd", "hook_event_name", "permission_mode", "agent_id", "agent_type")
 KNOWN_FIELDS = {
     "SessionStart": ("source", "model"),
@@ -49,6 +53,17 @@ def parse(raw: bytes) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise PayloadError(f"payload is a JSON {type(data).__name__}, not an object")
     return data
+
+
+def sniff(raw: bytes, key: str) -> set[str]:
+    """Every value of `key` (e.g. tool_name) in a payload too big to parse, from the raw bytes.
+
+    A key's opening quote is never escaped, while inside a JSON string every quote is (`\\"`), so
+    content that merely mentions "tool_name" is not taken for a field. All values are returned
+    (an object inside tool_input may use the same key): the caller decides conservatively.
+    """
+    pattern = rb'(?<!\\)"' + re.escape(key.encode()) + rb'"\s*:\s*"([A-Za-z0-9_]*)"'
+    return {m.decode() for m in re.findall(pattern, raw)}
 
 
 def _str(v: Any) -> str:
