@@ -47,6 +47,9 @@ FALLBACK = [
     ("if [[ -d x ]]; then\n  rm -rf {out}\nfi", "deny"),
     ("if [[ -d x ]]; then\n  rm -rf sub/x\nfi", "allow"),
     ("select x in a; do touch $x; done", "deny"),
+    ("for d in sub {out}; do rm -rf $d; done", "deny"),
+    ("for d in sub/x tmp; do rm -rf $d; done", "allow"),
+    ("for d in $(ls); do rm -rf $d; done", "deny"),
     ("select x in a; do touch sub/f; done", "allow"),
 ]
 

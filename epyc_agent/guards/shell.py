@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 SHELLS = {"bash", "sh", "dash", "zsh", "ksh"}
 WRITE_REDIRECTS = {">", ">>", ">|", "&>", "&>>", "<>", ">&"}
 MAX_DEPTH = 4  # nested bash -c / eval
+MAX_LOOP_ITEMS = 16  # a longer `for` list is walked once, its variable unknown
 
 
 class Word:
@@ -189,14 +190,38 @@ class _Walker:
             for p in n.list:
                 self.node(p, inner)
             self.redirects(getattr(n, "redirects", []) or [], state, None)
-        elif kind in ("if", "for", "while", "until", "function"):
+        elif kind == "for":
+            self.loop(n, state)
+        elif kind in ("if", "while", "until", "function"):
             if kind == "function":
                 self.out.note("defines a shell function (its body is checked, not its calls)")
-            if kind == "for":
-                self.out.note("loop variables are not expanded")
             for p in n.parts:
                 self.node(p, state)
         # operator, pipe, reservedword, word (loop items): nothing to run
+
+    def loop(self, n: Any, state: dict[str, Any]) -> None:
+        """`for V in ITEMS; do BODY; done`: the body once per item with V set, when the items are
+        known and few (so `for d in a b; do rm -rf $d; done` is checked as `rm -rf a`, `rm -rf b`);
+        else once with V unknown."""
+        parts = n.parts
+        name = parts[1].word if len(parts) > 1 and parts[1].kind == "word" else ""
+        i = 3 if len(parts) > 2 and getattr(parts[2], "word", "") == "in" else len(parts)
+        items: list[Word] = []
+        while i < len(parts) and parts[i].kind == "word":
+            items.extend(braces(self.word(parts[i], state)))
+            i += 1
+        body = [p for p in parts if p.kind not in ("word", "reservedword")]
+        known = i < len(parts) and items and len(items) <= MAX_LOOP_ITEMS and not any(w.dynamic for w in items)
+        if not known or not name.isidentifier():
+            self.out.note("loop variables are not expanded")
+            self.env.pop(name, None)
+            for p in body:
+                self.node(p, state)
+            return
+        for item in items:
+            self.env[name] = item.text
+            for p in body:
+                self.node(p, state)
 
     def pipeline(self, n: Any, state: dict[str, Any]) -> None:
         """Each part in its own subshell; a shell reading the pipe gets the text an `echo` or
