@@ -16,7 +16,7 @@ export CXXFLAGS += $(NO_AMX)
 endif
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: install demo test test-fast bench lint clean-lab llama-tools
+.PHONY: install demo test test-fast bench lint clean-lab llama-tools claude-code
 
 install: $(STAMP)
 
@@ -35,10 +35,21 @@ $(STAMP): pyproject.toml
 llama-tools: install
 	PYTHON=$(BIN)/python bash scripts/build_llama_tools.sh $(CURDIR)/tools
 
+# The real Claude Code CLI for the real-client tests (tests/claude_code/), from the npm registry into
+# tools/ (git-ignored). `make test CLAUDE_CODE_VERSION=2.1.332` runs the harness against another version.
+CLAUDE_CODE_VERSION ?= $(shell sed -n 's/.*"@anthropic-ai\/claude-code": "\(.*\)".*/\1/p' tests/claude_code/package.json)
+CLAUDE_DIR := $(CURDIR)/tools/claude-code-$(CLAUDE_CODE_VERSION)
+export EPYC_AGENT_CLAUDE_BIN := $(CLAUDE_DIR)/node_modules/.bin/claude
+
+claude-code: $(EPYC_AGENT_CLAUDE_BIN)
+
+$(EPYC_AGENT_CLAUDE_BIN): tests/claude_code/package-lock.json
+	bash scripts/install_claude_code.sh $(CLAUDE_CODE_VERSION) $(CLAUDE_DIR)
+
 demo: install
 	EPYC_AGENT_ROOT=$(LAB) EPYC_AGENT_LOG_DIR=$(CURDIR)/logs bash scripts/demo.sh
 
-test: install
+test: install claude-code
 	$(BIN)/python -m pytest
 
 test-fast: install

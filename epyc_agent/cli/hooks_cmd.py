@@ -56,13 +56,27 @@ def where(f):  # noqa: ANN001, ANN201 - decorator
 @hooks.command("install")
 @where
 @click.option("--enable-sandbox", is_flag=True, help="Also turn on Claude Code's Bash sandbox.")
+@click.option(
+    "--kernel-sandbox/--no-kernel-sandbox",
+    default=None,
+    help="Run every shell command of Claude Code under Landlock (default: where the kernel has it).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
-def hooks_install(ctx: click.Context, project: str | None, user: bool, enable_sandbox: bool, as_json: bool) -> int:
+def hooks_install(
+    ctx: click.Context,
+    project: str | None,
+    user: bool,
+    enable_sandbox: bool,
+    kernel_sandbox: bool | None,
+    as_json: bool,
+) -> int:
     """Merge our hooks, env block, sandbox allowWrite and deny rules into settings.json."""
-    from ..hooks.install import install
+    from ..hooks.install import install, kernel_sandbox_available
 
-    res = install(obj(ctx).config, _target(project, user), enable_sandbox)
+    if kernel_sandbox and not kernel_sandbox_available():
+        raise click.UsageError("--kernel-sandbox needs Landlock (Linux >= 5.13 with Landlock enabled)")
+    res = install(obj(ctx).config, _target(project, user), enable_sandbox, kernel_sandbox)
     if as_json:
         emit_json(res)
     elif res["changed"]:

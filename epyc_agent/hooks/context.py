@@ -71,13 +71,18 @@ def session_context(h: Hook, source: str) -> str:
 
 
 def _export_session(h: Hook) -> None:
-    """Claude Code runs SessionStart hooks with $CLAUDE_ENV_FILE: exports written there apply to
-    the session's Bash commands, so `epyc-agent log ...` there lands in this session."""
+    """Claude Code runs SessionStart hooks with $CLAUDE_ENV_FILE and sources what they write there
+    before each Bash command: the session id (`epyc-agent log ...` lands in this session) and the
+    storage environment, which a project's settings `env` block cannot set (Claude Code ignores
+    TMPDIR, XDG_*_HOME and CLAUDE_CODE_TMPDIR there)."""
+    from ..environment import env_vars
+
     path = h.env.get("CLAUDE_ENV_FILE")
     if not path or h.p.get("agent_id") or not h.session:
         return
+    exports = {**env_vars(h.cfg), "EPYC_AGENT_SESSION": h.session}
     try:
         with open(path, "a", encoding="utf-8") as f:
-            f.write(f"export EPYC_AGENT_SESSION={shlex.quote(h.session)}\n")
+            f.write("".join(f"export {k}={shlex.quote(v)}\n" for k, v in exports.items()))
     except OSError as e:
         h.log.warn(f"could not write CLAUDE_ENV_FILE {path}: {e.strerror}", "")

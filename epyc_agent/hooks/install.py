@@ -123,7 +123,12 @@ def _list(d: dict[str, Any], key: str, path: str) -> list[Any]:
 
 
 def merge(
-    settings: dict[str, Any], cfg: Config, command: str, path: str, enable_sandbox: bool = False
+    settings: dict[str, Any],
+    cfg: Config,
+    command: str,
+    path: str,
+    enable_sandbox: bool = False,
+    kernel_sandbox: bool = False,
 ) -> dict[str, Any]:
     """Add our entries to `settings` in place; return what was added (for uninstall)."""
     added: dict[str, Any] = {"env": {}, "allowWrite": [], "deny": [], "sandbox_enabled": False}
@@ -150,7 +155,12 @@ def merge(
             entry = {"matcher": "*", **entry}
         groups.append(entry)
     env = _obj(settings, "env", path)
-    for k, v in env_vars(cfg).items():
+    wanted = env_vars(cfg)
+    if kernel_sandbox:
+        from ..shellwrap import prefix_env
+
+        wanted.update(prefix_env(kernel_write_dirs(cfg, path)))
+    for k, v in wanted.items():
         if env.get(k) != v:
             if k not in env:
                 added["env"][k] = v
@@ -191,10 +201,34 @@ def _old_text(path: str) -> str | None:
         return None
 
 
-def install(cfg: Config, path: str, enable_sandbox: bool = False) -> dict[str, Any]:
+def kernel_write_dirs(cfg: Config, settings_path: str) -> list[str]:
+    """What the kernel lets the agent's shell write: the root and our folders, `allow_write`,
+    and a project install's own folder when `guards.allow_project_dir` (the parser's allowlist
+    too). Not `~/.claude`: the user's settings, which register the hooks, live there."""
+    from ..sandbox import write_dirs_for
+
+    dirs = write_dirs_for(cfg)
+    claude_dir = os.path.dirname(os.path.abspath(settings_path))
+    user_dir = os.path.join(os.path.expanduser("~"), ".claude")
+    if cfg.guards.get("allow_project_dir", True) and os.path.realpath(claude_dir) != os.path.realpath(user_dir):
+        dirs.append(os.path.realpath(os.path.dirname(claude_dir)))
+    return list(dict.fromkeys(dirs))
+
+
+def kernel_sandbox_available() -> bool:
+    from ..sandbox import abi_version
+
+    return abi_version() >= 1
+
+
+def install(cfg: Config, path: str, enable_sandbox: bool = False, kernel_sandbox: bool | None = None) -> dict[str, Any]:
+    """Merge our entries into the settings file at `path`. `kernel_sandbox` None: on where
+    this kernel has Landlock."""
     settings = read_settings(path)
     before = json.dumps(settings, sort_keys=True)
-    added = merge(settings, cfg, hook_command(), path, enable_sandbox)
+    if kernel_sandbox is None:
+        kernel_sandbox = kernel_sandbox_available()
+    added = merge(settings, cfg, hook_command(), path, enable_sandbox, kernel_sandbox)
     if json.dumps(settings, sort_keys=True) == before:
         return {"path": path, "changed": False, "backup": None, "added": added}
     backup = _write(path, settings, _old_text(path))
