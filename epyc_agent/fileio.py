@@ -115,7 +115,7 @@ def _read_or_create_key(path: str) -> bytes | None:
 
 
 # A signed file is `{"mac":"<64 hex>","data":<body>}`: still JSON, and the MAC covers the body's exact
-# bytes, so checking it costs one hash pass and no re-serialization (the bashlex tables are ~0.5 MB).
+# bytes, so checking it costs one hash pass and no re-serialization.
 _HEAD = b'{"mac":"'
 _MID = b'","data":'
 _BODY_AT = len(_HEAD) + 64 + len(_MID)

@@ -267,3 +267,15 @@ def test_payload_under_the_cap_is_checked(tmp_path: Path, root: Path) -> None:
     _, out = hook(write_call(tmp_path, root / "big.txt", "x" * (MAX_STDIN // 2)))
     assert decision(out) == "allow"
     assert os.path.getsize(root / "logs" / "agent_audit-main.log") < MAX_STDIN // 4  # content is not logged
+
+
+def test_log_dir_symlinked_out_of_the_root_denies_writes(tmp_path: Path, root: Path, log_dir: Path) -> None:
+    """`<root>/logs` replaced by a symlink to a folder outside the root: the hook's own events are not
+    written there, and a Write is denied with the fix named."""
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    log_dir.symlink_to(outside)
+    _, out = hook(write_call(tmp_path, root / "in.md"))
+    assert decision(out) == "deny"
+    assert "outside the root" in out["hookSpecificOutput"]["permissionDecisionReason"]
+    assert not any("FILE_MODIFY" in p.read_text() for p in outside.glob("agent_audit-*.log"))
