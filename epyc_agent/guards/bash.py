@@ -59,6 +59,11 @@ VALUE_OPTS: dict[str, tuple[str, frozenset[str]]] = {
         ("unzip", "dx", ""),
         ("git", "Cbcjo", "--branch --depth --origin --config --reference --template --separate-git-dir --jobs"),
         ("chattr", "pv", ""),
+        ("zstd", "oDLT", "--output"),
+        ("split", "abCln", "--suffix-length --bytes --line-bytes --lines --number --additional-suffix"),
+        ("zip", "bntix", ""),
+        ("7z", "opwxi", ""),
+        ("cpio", "DEFHIMORs", "--directory --file --format"),
         ("setfacl", "mMxX", "--modify --modify-file --remove --remove-file"),
         (
             "tar",
@@ -178,6 +183,21 @@ def write_targets(cmd: Cmd) -> list[Word]:
         return [_first(opts, "-d") or Word(".")]
     if name == "tar":
         return _tar_targets(args, opts)
+    if name in COMPRESSORS:  # each file is replaced by its (de)compressed twin, unless to stdout
+        if any(o in opts for o in ("-c", "--stdout", "--to-stdout", "-t", "--test", "-l", "--list")):
+            return []
+        return [o for o in [_first(opts, "-o", "--output")] if o] or args
+    if name == "split":
+        return [Word(args[1].text + "x", args[1].dynamic)] if len(args) >= 2 else [Word("x")]
+    if name == "zip":
+        return args[:1]
+    if name == "7z":
+        verb = args[0].text if args else ""
+        if verb in ("x", "e"):
+            return [_first(opts, "-o") or Word(".")]
+        return args[1:2] if verb in ("a", "u", "d", "rn") else []
+    if name == "cpio" and ("-i" in opts or "--extract" in opts):
+        return [_first(opts, "-D", "--directory") or Word(".")]
     if name == "git" and args and args[0].text == "clone":
         rest = args[1:]
         dest = rest[1:2] if len(rest) >= 2 else [Word(".")]
@@ -186,6 +206,7 @@ def write_targets(cmd: Cmd) -> list[Word]:
     return []
 
 
+COMPRESSORS = {"gzip", "gunzip", "xz", "unxz", "bzip2", "bunzip2", "zstd", "unzstd", "lz4", "lzma"}
 CURL_WRITES = (("-o", "--output"), ("-c", "--cookie-jar"), ("-D", "--dump-header"), ("--output-dir", "--trace"))
 
 

@@ -11,6 +11,7 @@ cwd; any other expansion stays in the text as written and makes the word dynamic
 
 from __future__ import annotations
 
+import os
 import re
 
 TYPE_CHECKING = False
@@ -44,6 +45,9 @@ class Expander:
             end = len(src) if end == -1 else end
             if src[i:end] == "~":
                 out.append(self.home)
+                i = end
+            elif NAME.fullmatch(src[i + 1 : end].replace("-", "_")):  # `~user`: that user's home
+                out.append(os.path.expanduser(src[i:end]))
                 i = end
         while i < len(src):
             c = src[i]

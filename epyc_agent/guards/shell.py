@@ -318,9 +318,10 @@ class _Walker:
         if u.chdir is not None:
             cwd = None if u.chdir.dynamic else _join(cwd, u.chdir.text)
         redirects = redirects + [("-o", w) for w in u.writes]
-        cmd = Cmd(u.words, redirects, cwd, u.wrapped, uncertain)
+        argv = _xargs(u, state.get("stdin")) if "xargs" in u.wrapped else u.words
+        cmd = Cmd(argv, redirects, cwd, u.wrapped, uncertain)
         self.out.cmds.append(cmd)
-        if "xargs" in u.wrapped:
+        if argv is u.words and "xargs" in u.wrapped:
             self.out.note("xargs appends arguments known only at run time")
         env = {**self.env, **{k: v.text for k, v in {**(assigns or {}), **u.assigns}.items() if not v.dynamic}}
         for script in u.scripts:
@@ -398,6 +399,17 @@ class _Walker:
             self.out.note(b)
         for r in inner.refusals:
             self.out.refuse(r)
+
+
+def _xargs(u: Any, stdin: str | None) -> list[Word]:
+    """The command xargs runs when its input is known (`echo /x | xargs rm -rf`): the input's
+    words appended, or put in place of the `-I` string; else the command as written."""
+    if stdin is None or stdin == "?" or u.argfile:
+        return u.words  # type: ignore[no-any-return]
+    items = [Word(t) for t in stdin.split()]
+    if u.replace:
+        return [Word(w.text.replace(u.replace, " ".join(t.text for t in items)), w.dynamic) for w in u.words]
+    return [*u.words, *items]
 
 
 def _subshell(state: dict[str, Any]) -> dict[str, Any]:

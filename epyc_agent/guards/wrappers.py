@@ -107,10 +107,34 @@ TABLE: dict[str, Spec] = {
     ),
     "watch": Spec("nqd", ("--interval", "--differences")),
     "busybox": Spec(),
+    "runuser": Spec(
+        "ugGcsw", ("--user", "--group", "--command", "--shell"), positional=1, script=("-c", "--command"), after=True
+    ),
+    "sg": Spec("c", (), positional=1, script=("-c",), after=True),
+    "fakeroot": Spec("ils", ()),
+    "valgrind": Spec(),
+    "unshare": Spec("", ("--wd", "--root", "--setuid", "--setgid"), chdir=("--wd",)),
+    "nsenter": Spec("tSGdrw", ("--target", "--setuid", "--setgid", "--wd", "--root"), chdir=("-w", "--wd")),
+    "systemd-run": Spec(
+        "pEuMHs",
+        (
+            "--property",
+            "--setenv",
+            "--unit",
+            "--machine",
+            "--host",
+            "--slice",
+            "--working-directory",
+            "--description",
+            "--uid",
+            "--gid",
+        ),
+        chdir=("--working-directory",),
+    ),
 }
 PERF_SUBCOMMANDS = {"record", "stat", "trace", "top", "sched", "mem", "c2c", "kvm", "lock"}
 # the command after these is run through `sh -c "ARGS..."`, so its words are a script
-SHELL_JOINED = {"watch"}
+SHELL_JOINED = {"watch", "sg"}
 
 
 class Unwrapped:
@@ -126,6 +150,8 @@ class Unwrapped:
         self.scripts: list[Word] = []
         self.assigns: dict[str, Word] = {}
         self.split: Word | None = None
+        self.replace: str | None = None  # xargs -I R: R in the command stands for each input line
+        self.argfile = False  # xargs -a FILE: the arguments come from FILE, not stdin
         self.runs = True  # False for `command -v X`: nothing runs
 
 
@@ -148,7 +174,8 @@ def unwrap(words: list[Word]) -> Unwrapped:
             i = len(words)
         if name == "su" and i < len(words) and words[i].text == "-":
             i += 1
-        i = min(i + spec.positional, len(words))
+        if not (name == "runuser" and any(w.text.startswith(("-u", "--user")) for w in words[:i])):
+            i = min(i + spec.positional, len(words))  # `runuser -u U -- CMD` names no user positionally
         if spec.after:
             i = _options(words, i, name, spec, out)
             if name == "su" or out.scripts:
@@ -195,6 +222,10 @@ def _options(words: list[Word], i: int, name: str, spec: Spec, out: Unwrapped) -
             out.scripts.append(value)
         elif opt in spec.split:
             out.split = value
+        elif name == "xargs" and opt in ("-I", "-i", "--replace"):
+            out.replace = value.text
+        elif name == "xargs" and opt in ("-a", "--arg-file"):
+            out.argfile = True
     return i
 
 
