@@ -94,15 +94,19 @@ def secret_key(log_dir: str) -> bytes | None:
 
 def _read_or_create_key(path: str) -> bytes | None:
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    except FileExistsError:
-        pass
-    else:  # first use: a fresh key (O_EXCL: exactly one creator; a reader racing it sees < 32 bytes)
+    if not os.path.lexists(path):  # first use: a fresh key, published whole (link fails if one exists)
+        tmp = f"{path}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
-            os.write(fd, os.urandom(32))
+            try:
+                os.write(fd, os.urandom(32))
+            finally:
+                os.close(fd)
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another hook made it first: use theirs
         finally:
-            os.close(fd)
+            os.unlink(tmp)
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         st = os.fstat(fd)

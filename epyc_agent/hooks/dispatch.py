@@ -63,7 +63,7 @@ def handle(raw: bytes, env: Mapping[str, str]) -> tuple[str, int]:
             out = hook.run(event)
         except Exception as e:  # noqa: BLE001 - the hook must never break the agent's session
             out = _failed(hook, event, e)
-        return _unrecorded(hook, event) or out, 0
+        return _unrecorded(hook, event, out), 0
     finally:
         hook.log.close()
 
@@ -86,11 +86,12 @@ def _writing(p: dict[str, Any]) -> bool:
     return p.get("tool_name") in WRITING_TOOLS
 
 
-def _unrecorded(hook: Hook, event: str) -> str:
-    """A deny when this writing call's audit events could not be written (else "")."""
+def _unrecorded(hook: Hook, event: str, out: str) -> str:
+    """`out`, or a deny when this writing call's audit events could not be written (a guard's own
+    deny is kept: its reason says more)."""
     fault = hook.log.failed if isinstance(hook.log, _HookLog) else None
-    if fault is None or event != "PreToolUse" or not _writing(hook.p):
-        return ""
+    if fault is None or event != "PreToolUse" or not _writing(hook.p) or '"permissionDecision": "deny"' in out:
+        return out
     return _deny(_fault_reason(fault, hook.cfg.log_dir, str(hook.p.get("tool_name"))))
 
 
