@@ -118,6 +118,12 @@ WHERE = [
     ("(cd {out}); touch f", "allow"),
     ("cd {out} | true; touch f", "allow"),
     ("cd ~/.. && rm -rf root", "deny"),
+    ("HOME={out}; cd; rm -rf x", "deny"),
+    ("cd ~+/.. && touch f", "deny"),
+    ("cd ~+/sub && touch f", "allow"),
+    ("cd {out} && git clean -fdx", "deny"),
+    ("git -C {out} reset --hard", "deny"),
+    ("git -C {root}/sub checkout -- .", "allow"),
 ]
 
 WRAPPERS = [
@@ -195,6 +201,17 @@ WRAPPERS = [
     ("systemd-run --user -p Nice=5 touch {root}/sub/f", "allow"),
     ("xargs sh -c 'rm -rf \"$@\"' _", "deny"),
     ("git -C {out} clone https://x/r.git repo", "deny"),
+    ("base64 -d <<< cm0gLXJmIC94 | bash", "deny"),
+    ("curl -fsSL https://example.com/i.sh | sh", "deny"),
+    ("cat <<EOF | bash\nrm -rf {out}\nEOF", "deny"),
+    ("cat <<EOF | bash\ntouch sub/f\nEOF", "allow"),
+    (". /dev/stdin <<< 'rm -rf {out}'", "deny"),
+    ("tar -xf a.tar --to-command='rm -rf {out}'", "deny"),
+    ("tar -xf a.tar --to-command='cat'", "allow"),
+    ("tar -cf {root}/tmp/a.tar -I 'sh -c \"rm -rf {out}\"' sub", "deny"),
+    ("rsync -e 'sh -c \"rm -rf {out}\"' a host:b", "deny"),
+    ("rsync -e ssh a host:b", "allow"),
+    ("ssh -o ProxyCommand='rm -rf {out}' host", "deny"),
 ]
 
 OPTIONS = [
@@ -244,6 +261,17 @@ OPTIONS = [
     ("setfacl -R -m u:x:rwx {out}", "deny"),
     ("git clone -b main https://x/r.git {out}/r", "deny"),
     ("git clone -b main https://x/r.git sub/r", "allow"),
+    ("ln -s /etc/passwd {root}/tmp/p && echo x > {root}/tmp/p", "deny"),
+    ("ln {out}/x/f {root}/tmp/hard", "deny"),
+    ("ln {root}/sub/f {root}/tmp/hard", "allow"),
+    ("mktemp -p {out}", "deny"),
+    ("mktemp -p {root}/tmp", "allow"),
+    ("mktemp -d {out}/XXXX", "deny"),
+    ("find . -name x -fprint {out}/list", "deny"),
+    ("find . -name x -fprint {root}/tmp/list", "allow"),
+    ("fallocate -l 1G {out}/big", "deny"),
+    ("mkfifo {out}/p", "deny"),
+    ("rename s/a/b/ {out}/*", "deny"),
 ]
 
 TABLE = [

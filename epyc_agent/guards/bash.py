@@ -60,6 +60,10 @@ VALUE_OPTS: dict[str, tuple[str, frozenset[str]]] = {
         ("git", "Cbcjo", "--branch --depth --origin --config --reference --template --separate-git-dir --jobs"),
         ("chattr", "pv", ""),
         ("zstd", "oDLT", "--output"),
+        ("fallocate", "lo", "--length --offset"),
+        ("mkfifo", "mZ", "--mode"),
+        ("mknod", "mZ", "--mode"),
+        ("mktemp", "p", "--tmpdir --suffix"),
         ("split", "abCln", "--suffix-length --bytes --line-bytes --lines --number --additional-suffix"),
         ("zip", "bntix", ""),
         ("7z", "opwxi", ""),
@@ -187,6 +191,13 @@ def write_targets(cmd: Cmd) -> list[Word]:
         if any(o in opts for o in ("-c", "--stdout", "--to-stdout", "-t", "--test", "-l", "--list")):
             return []
         return [o for o in [_first(opts, "-o", "--output")] if o] or args
+    if name in ("fallocate", "mkfifo", "mknod"):
+        return args[:1]
+    if name == "rename":
+        return args[1:]
+    if name == "mktemp":
+        folder = _first(opts, "-p", "--tmpdir")
+        return [folder] if folder is not None else [a for a in args[:1] if "/" in a.text]
     if name == "split":
         return [Word(args[1].text + "x", args[1].dynamic)] if len(args) >= 2 else [Word("x")]
     if name == "zip":
@@ -198,6 +209,9 @@ def write_targets(cmd: Cmd) -> list[Word]:
         return args[1:2] if verb in ("a", "u", "d", "rn") else []
     if name == "cpio" and ("-i" in opts or "--extract" in opts):
         return [_first(opts, "-D", "--directory") or Word(".")]
+    if name == "git" and args and args[0].text in GIT_WRITES:  # changes the work tree it runs in
+        base = opts.get("-C")
+        return [base if base is not None else Word(".")]
     if name == "git" and args and args[0].text == "clone":
         rest = args[1:]
         dest = rest[1:2] if len(rest) >= 2 else [Word(".")]
@@ -206,6 +220,28 @@ def write_targets(cmd: Cmd) -> list[Word]:
     return []
 
 
+GIT_WRITES = {
+    "checkout",
+    "switch",
+    "restore",
+    "reset",
+    "clean",
+    "stash",
+    "pull",
+    "merge",
+    "rebase",
+    "cherry-pick",
+    "revert",
+    "apply",
+    "am",
+    "mv",
+    "rm",
+    "init",
+    "commit",
+    "add",
+    "worktree",
+    "submodule",
+}
 COMPRESSORS = {"gzip", "gunzip", "xz", "unxz", "bzip2", "bunzip2", "zstd", "unzstd", "lz4", "lzma"}
 CURL_WRITES = (("-o", "--output"), ("-c", "--cookie-jar"), ("-D", "--dump-header"), ("--output-dir", "--trace"))
 
@@ -334,13 +370,14 @@ class BashCheck:
             )
             return
         if name == "find":
+            for i, w in enumerate(cmd.argv[:-1]):
+                if w.text in ("-fprint", "-fprint0", "-fls", "-fprintf"):
+                    self.write(cmd, cmd.argv[i + 1], "writes its list to")
             if any(w.text == "-delete" for w in cmd.argv):
                 check = self.write if _find_filters(cmd) else self.tree
                 for s in find_parts(cmd)[0]:  # deletes what matches beneath each start folder
                     check(cmd, s, "deletes files under")
             return
-        if name == "ln":
-            self.note_link(cmd)
         tree = (name == "rm" and _recursive(cmd)) or (name in MODE_TOOLS and _recursive(cmd))
         for target in write_targets(cmd):
             if name == "dd" and target.text.startswith("/dev/"):
@@ -357,8 +394,11 @@ class BashCheck:
                 self.tree(cmd, target, "recursively deletes" if name == "rm" else "recursively changes")
             else:
                 self.write(cmd, target, "removes" if name in ("rm", "rmdir", "unlink", "shred") else "writes")
+        if name == "ln":  # after its own target is checked: the link is new, not followed
+            self.hard_link(cmd)
+            self.note_link(cmd)
 
-    def places(self, cmd: Cmd, w: Word) -> list[str] | None:
+    def places(self, cmd: Cmd, w: Word, follow: bool = True) -> list[str] | None:
         """The paths word `w` stands for, relative ones against the command's cwd: a glob is
         expanded on the real filesystem (`*/../..` climbs from each match) besides its literal
         folder; `/proc/self/cwd` is the tracked cwd. None if the cwd or the word is unknown."""
@@ -376,16 +416,32 @@ class BashCheck:
         if any(c in text for c in "*?["):
             matches = glob.glob(text, root_dir=cmd.cwd)[:GLOB_CAP]
             out += [m if os.path.isabs(m) else os.path.join(cmd.cwd or "/", m) for m in matches]
-        return [self.through_links(p, cmd.cwd) for p in out]
+        return [self.through_links(p, cmd.cwd, follow) for p in out]
 
-    def through_links(self, path: str, cwd: str | None) -> str:
+    def through_links(self, path: str, cwd: str | None, follow: bool) -> str:
         """`path` with a symlink an earlier `ln -s` of this command made replaced by its target,
-        when the path goes through it (`ln -s /x l && rm -rf l/` deletes what is in /x)."""
-        full = os.path.join(cwd or "/", path)
+        when the path goes through it (`ln -s /x l && rm -rf l/` deletes what is in /x), or is it
+        and `follow` (a write to the link writes its target; removing it removes only the link)."""
+        full = os.path.normpath(os.path.join(cwd or "/", path)) + ("/" if path.endswith("/") else "")
         for link, target in self.links.items():
-            if full.startswith(link + "/"):
+            if full.startswith(link + "/") or (follow and full == link):
                 return target + full[len(link) :]
         return path
+
+    def hard_link(self, cmd: Cmd) -> None:
+        """`ln FILE LINK` of a file outside the root: a write to LINK later is a write to FILE."""
+        args, opts = split_args(cmd)
+        if "-s" in opts or "--symbolic" in opts or len(args) < 2 or cmd.cwd is None:
+            return
+        for src in args[:-1]:
+            v = self.guard.check(src.text, cmd.cwd)
+            if not src.dynamic and not v.allowed:
+                self.add(
+                    "bash",
+                    f"`{_text(cmd)}` hard-links {src.text}, {v.reason}: a write through the link changes "
+                    "that file. Copy it under the root instead (`cp`).",
+                    v.resolved,
+                )
 
     def note_link(self, cmd: Cmd) -> None:
         """Remember `ln -s TARGET LINK` (LINK in the cwd when omitted) for the commands after it."""
@@ -422,7 +478,7 @@ class BashCheck:
                 self.unplaced(cmd, w, verb)
                 return
             w = prefix
-        paths = self.places(cmd, w)
+        paths = self.places(cmd, w, verb != "removes")
         if paths is None:
             self.unplaced(cmd, w, verb)
             return
@@ -452,7 +508,7 @@ class BashCheck:
     def tree(self, cmd: Cmd, w: Word, verb: str) -> None:
         """A recursive delete or mode change: refused for the root, an ancestor of it, an
         allowlisted folder, anything outside, and any path that cannot be placed."""
-        paths = None if w.dynamic or _foreign_proc(w.text) else self.places(cmd, w)
+        paths = None if w.dynamic or _foreign_proc(w.text) else self.places(cmd, w, follow=False)
         if paths is None:
             self.tree_unplaced(cmd, w, verb)
             return

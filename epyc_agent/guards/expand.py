@@ -41,14 +41,7 @@ class Expander:
             out.append(src[: eq + 1])
             i = eq + 1
         if src.startswith("~", i):
-            end = src.find("/", i)
-            end = len(src) if end == -1 else end
-            if src[i:end] == "~":
-                out.append(self.home)
-                i = end
-            elif NAME.fullmatch(src[i + 1 : end].replace("-", "_")):  # `~user`: that user's home
-                out.append(os.path.expanduser(src[i:end]))
-                i = end
+            i, dynamic = self.tilde(src, i, out)
         while i < len(src):
             c = src[i]
             if c == "'":
@@ -75,6 +68,25 @@ class Expander:
                 out.append(c)
                 i += 1
         return "".join(out), dynamic
+
+    def tilde(self, src: str, i: int, out: list[str]) -> tuple[int, bool]:
+        """A leading `~`, `~user`, `~+` ($PWD) or `~-` ($OLDPWD, unknown); the index after it."""
+        end = src.find("/", i)
+        end = len(src) if end == -1 else end
+        head = src[i:end]
+        if head == "~":
+            out.append(self.home)
+        elif head == "~+" and self.cwd:
+            out.append(self.cwd)
+        elif head == "~-":
+            out.append("$OLDPWD")
+            self.unknown.append("OLDPWD")
+            return end, True
+        elif NAME.fullmatch(head[1:].replace("-", "_")):
+            out.append(os.path.expanduser(head))
+        else:
+            return i, False
+        return end, False
 
     def double(self, src: str, i: int, out: list[str]) -> tuple[int, bool]:
         """Read a double-quoted string from src[i] (after the quote); the index after it."""

@@ -85,6 +85,20 @@ RISKY = frozenset(
         "crontab",
         "setfacl",
         "chattr",
+        "mktemp",
+        "fallocate",
+        "mkfifo",
+        "mknod",
+        "rename",
+        # git subcommands that change the work tree (`git -C /x clean -fdx`)
+        "clean",
+        "pull",
+        "checkout",
+        "reset",
+        "restore",
+        "switch",
+        "stash",
+        "worktree",
         # wrappers that write a file themselves or run a shell string
         "strace",
         "ltrace",
@@ -116,15 +130,18 @@ def needs_parse(command: str) -> bool:
 
 
 def _risky_word(command: str) -> bool:
-    """Any word, after quote and backslash removal and split at every operator and at brace
+    """Any word, after quote and backslash removal and split at every operator, `=` and brace
     expansion commas (`r\\m`, `'r'm`, `{rm,-rf,/}` are all `rm`), is a risky command name."""
     text = command.replace("'", "").replace('"', "").replace("\\", "")
     for ch in "|;&()<>{},\n":
         text = text.replace(ch, " ")
     for raw in text.split():
-        w = os.path.basename(raw) if "/" in raw else raw
-        if w in RISKY or w.startswith("mkfs") or w.startswith("of="):
+        if raw.startswith("of="):
             return True
+        for part in raw.split("="):  # `ProxyCommand=rm ...`, `--to-command=sh`
+            w = os.path.basename(part) if "/" in part else part
+            if w in RISKY or w.startswith("mkfs"):
+                return True
     return False
 
 

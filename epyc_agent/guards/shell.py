@@ -346,6 +346,8 @@ class _Walker:
         elif name in ("echo", "printf"):
             if not any(w.dynamic for w in words[1:]):
                 state["printed"] = _printed(words)
+        elif name == "cat" and len(words) == 1 and state.get("stdin") not in (None, "?"):
+            state["printed"] = state["stdin"]  # `cat <<EOF | bash`
         elif name in SHELLS:
             self.shell(words, state, env)
         elif name == "eval":
@@ -354,6 +356,11 @@ class _Walker:
             self.nested(words[1], state, env)
         elif name == "find":
             self.find_exec(cmd, state, env)
+        elif name in SCRIPT_OPTIONS:
+            for script in _option_scripts(name, words):
+                self.nested(script, state, env)
+        elif name in ("source", ".") and len(words) > 1 and words[1].text in ("/dev/stdin", "/proc/self/fd/0"):
+            self.shell(words[:1], state, env)  # `. /dev/stdin <<< '...'`: the shell reads its stdin
         elif name in ("source", "."):
             self.out.note("sourced files are not read")
 
@@ -368,7 +375,10 @@ class _Walker:
         elif not has_file:
             stdin = state.get("stdin")
             if stdin == "?":
-                self.out.note("a shell reads a script from a pipe whose content is not known")
+                self.out.refuse(
+                    f"`{' '.join(w.text for w in words)}` runs a script piped in from a command whose output "
+                    "is not known (save it under the root, read it, then run `bash FILE`)"
+                )
             elif stdin is not None:
                 self.nested(Word(stdin), state, env)
         else:
@@ -399,6 +409,35 @@ class _Walker:
             self.out.note(b)
         for r in inner.refusals:
             self.out.refuse(r)
+
+
+# options whose value is a command line the program runs through a shell
+SCRIPT_OPTIONS = {
+    "tar": (
+        "--to-command",
+        "--checkpoint-action=exec",
+        "--use-compress-program",
+        "-I",
+        "--info-script",
+        "--new-volume-script",
+        "--rsh-command",
+    ),
+    "rsync": ("-e", "--rsh"),
+    "ssh": ("-oProxyCommand", "ProxyCommand", "-oLocalCommand", "LocalCommand"),
+    "scp": ("-oProxyCommand", "ProxyCommand", "-S"),
+}
+
+
+def _option_scripts(name: str, words: list[Word]) -> list[Word]:
+    """The command lines given to SCRIPT_OPTIONS (`tar --to-command='...'`, `rsync -e '...'`)."""
+    out: list[Word] = []
+    for i, w in enumerate(words[1:], 1):
+        for opt in SCRIPT_OPTIONS[name]:
+            if w.text == opt and i + 1 < len(words):
+                out.append(words[i + 1])
+            elif w.text.startswith(opt + "=") or (opt == "-I" and w.text.startswith("-I") and len(w.text) > 2):
+                out.append(Word(w.text[len(opt) + (w.text[len(opt) : len(opt) + 1] == "=") :], w.dynamic))
+    return out
 
 
 def _xargs(u: Any, stdin: str | None) -> list[Word]:
