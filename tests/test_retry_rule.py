@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from conftest import BIN, run_cli
 
-from epyc_agent.guards.retry import command_key, count_result
+from epyc_agent.guards.retry import KEY_CHARS, command_key, count_result
 from epyc_agent.hooks import state
 from epyc_agent.hooks.payload import call_id
 
@@ -186,6 +186,9 @@ def test_command_key_parsed_form() -> None:
     assert command_key("make &") != command_key("make")
     assert command_key('echo "unclosed  quote') == 'echo "unclosed quote'  # shlex fails: whitespace collapsed
     assert command_key("a&&b") == command_key("a && b") == "a && b"
+    script = "python - <<'EOF'\n" + "print('step')\n" * 300
+    long_a, long_b = command_key(script + "x = 1\nEOF"), command_key(script + "x = 2\nEOF")
+    assert long_a != long_b and len(long_a) == len(long_b) == KEY_CHARS  # differing past the cut
 
 
 def test_call_id_ignores_metadata_only() -> None:

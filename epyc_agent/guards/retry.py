@@ -45,7 +45,8 @@ def command_key(command: str) -> str:
         words.pop(0)
     while words and set(words[-1]) == {";"}:
         words.pop()
-    return " ".join(words if parsed is None else map(_quoted, words))[:KEY_CHARS]
+    key = " ".join(words if parsed is None else map(_quoted, words))
+    return key if len(key) <= KEY_CHARS else f"{key[: KEY_CHARS - 19]} <{digest(key)}>"  # no tail collisions
 
 
 def _words(command: str) -> list[str] | None:
@@ -71,6 +72,15 @@ def _quoted(word: str) -> str:
     import shlex
 
     return shlex.quote(word)
+
+
+def digest(text: str) -> str:
+    """16 hex digits of BLAKE2b: long command keys and call identities (hooks.payload.call_id)."""
+    try:  # hashlib would load OpenSSL first (~14 ms at every hook start); blake2 is built in
+        from _blake2 import blake2b
+    except ImportError:  # pragma: no cover - an interpreter without the builtin module
+        from hashlib import blake2b
+    return blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
 
 
 def overridden(command: str, env: Mapping[str, str]) -> bool:

@@ -108,18 +108,13 @@ def tool_label(tool: str, tool_input: Any) -> str:
 
 METADATA_KEYS = frozenset({"description", "timeout", "run_in_background"})  # how a call runs, not what it does
 
-try:  # hashlib would load OpenSSL first (~14 ms at every hook start); blake2 is built in
-    from _blake2 import blake2b as _blake2b
-except ImportError:  # pragma: no cover - an interpreter without the builtin module
-    from hashlib import blake2b as _blake2b
-
 
 def call_id(tool: str, tool_input: Any) -> str:
     """A call's identity, to tell a real repeat from a different call with the same label (one
     Grep pattern over two globs): a hash of the tool and its sorted arguments without the
     metadata keys. A Bash command counts in its parsed form (guards.retry.command_key), so the
     loops report and the retry guard see the same command."""
-    from ..guards.retry import command_key
+    from ..guards.retry import command_key, digest
 
     args = (
         {k: _digested(v) for k, v in tool_input.items() if k not in METADATA_KEYS}
@@ -129,14 +124,12 @@ def call_id(tool: str, tool_input: Any) -> str:
     if tool == "Bash" and isinstance(args.get("command"), str):
         args["command"] = command_key(args["command"])
     text = json.dumps([tool, args], sort_keys=True, ensure_ascii=False, default=str)
-    return _digest(text)
-
-
-def _digest(text: str) -> str:
-    return _blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+    return digest(text)
 
 
 def _digested(v: Any) -> Any:
     """A long string (a Write's content) by its own digest, which skips escaping it for json.dumps:
     for 16 MB that was 330 ms of a 460 ms identity, paid at PreToolUse and again at Post."""
-    return f"<{len(v)} chars {_digest(v)}>" if isinstance(v, str) and len(v) > 4096 else v
+    from ..guards.retry import digest
+
+    return f"<{len(v)} chars {digest(v)}>" if isinstance(v, str) and len(v) > 4096 else v
