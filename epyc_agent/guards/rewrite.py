@@ -38,14 +38,48 @@ SIMPLE = (
 )
 
 
-def rewrite(command: str) -> str:
-    """`command` with the constructs bashlex rejects rewritten (see the module docstring)."""
-    text = HEREDOC_QUOTED.sub(lambda m: "<<" + m.group(1) + (m.group(2) or m.group(3) or m.group(4)), command)
+def rewrite(command: str) -> tuple[str, frozenset[int]]:
+    """`command` with the constructs bashlex rejects rewritten (see the module docstring), and
+    where (the index of `<<` in the result) each here-document with a quoted delimiter starts:
+    their bodies are data, while an unquoted one's `$(...)` runs."""
+    text = command
     for pattern, replacement in SIMPLE:
         text = pattern.sub(replacement, text)
-    text = _arith(text)
-    text = _dbracket(text)
-    return _case(text)
+    text = _case(_dbracket(_arith(text)))
+    quoted: list[int] = []
+    out: list[str] = []
+    last = 0
+    for m in HEREDOC_QUOTED.finditer(text):
+        out.append(text[last : m.start()])
+        quoted.append(sum(len(x) for x in out))
+        out.append("<<" + m.group(1) + (m.group(2) or m.group(3) or m.group(4)))
+        last = m.end()
+    out.append(text[last:])
+    return "".join(out), frozenset(quoted)
+
+
+def substitutions(text: str) -> list[str]:
+    """The commands of the `$(...)` and backtick substitutions in `text` (an unquoted
+    here-document's body), outermost only."""
+    found, i = [], 0
+    while i < len(text):
+        if text[i] == "\\":
+            i += 2
+        elif text.startswith("$((", i):
+            i += 3
+        elif text.startswith("$(", i):
+            end = _match_paren(text, i + 1)
+            end = len(text) if end == -1 else end
+            found.append(text[i + 2 : end])
+            i = end + 1
+        elif text[i] == "`":
+            end = text.find("`", i + 1)
+            end = len(text) if end == -1 else end
+            found.append(text[i + 1 : end])
+            i = end + 1
+        else:
+            i += 1
+    return found
 
 
 def _skip_quoted(text: str, i: int) -> int:

@@ -130,7 +130,7 @@ def parse(
             Fallback(out, walker).run(lines[start], state)
             start += 1
             continue
-        walker.walk(*(_bashlex("\n".join(lines[start:end]), tables_dir) or ([], "")), state)
+        walker.walk(*(_bashlex("\n".join(lines[start:end]), tables_dir) or ([], "", frozenset())), state)
         start = end
     return out
 
@@ -138,16 +138,16 @@ def parse(
 MAX_CHUNK_LINES = 200  # a longer unparsable script is read line by line only
 
 
-def _bashlex(command: str, tables_dir: str | None) -> tuple[list[Any], str] | None:
-    """bashlex's trees for `command` and the text they index (`command` after `rewrite`),
-    or None if it cannot parse it."""
+def _bashlex(command: str, tables_dir: str | None) -> tuple[list[Any], str, frozenset[int]] | None:
+    """bashlex's trees for `command`, the text they index (`command` after `rewrite`) and
+    where its quoted here-documents start; None if bashlex cannot parse it."""
     from .rewrite import rewrite
 
-    text = rewrite(command)
+    text, quoted = rewrite(command)
     try:
         from .bashlex_tables import load
 
-        return list(load(tables_dir).parse(text)), text
+        return list(load(tables_dir).parse(text)), text, quoted
     except Exception:  # noqa: BLE001 - bashlex raises several types, incl. NotImplementedError
         return None
 
@@ -170,9 +170,13 @@ class _Walker:
     def __init__(self, out: Parsed, env: dict[str, str], depth: int, tables_dir: str | None = None) -> None:
         self.out, self.env, self.depth, self.tables_dir = out, env, depth, tables_dir
         self.source = ""  # the text bashlex parsed (node positions index into it)
+        self.quoted: frozenset[int] = frozenset()
+        self.data: list[tuple[int, int]] = []  # spans of quoted here-document bodies
 
-    def walk(self, trees: list[Any], source: str, state: dict[str, Any]) -> None:
-        self.source = source
+    def walk(self, trees: list[Any], source: str, quoted: frozenset[int], state: dict[str, Any]) -> None:
+        """Walk parsed trees; `quoted`: where here-documents whose bodies are data start."""
+        self.source, self.quoted = source, quoted
+        self.data = [span for tree in trees for span in _data_spans(tree, quoted)]
         for tree in trees:
             self.node(tree, state)
 
@@ -249,6 +253,8 @@ class _Walker:
         for name in ex.unknown:
             self.out.note(f"${name} is not known before run time")
         for p in getattr(w, "parts", []) or []:
+            if any(a <= p.pos[0] < b for a, b in self.data):
+                continue  # `$(...)` text in a quoted here-document's body (a commit message): data
             if p.kind in ("commandsubstitution", "processsubstitution") and not (cwd and _is_pwd(p.command)):
                 dynamic = True
                 self.out.note("command substitution output is not known before run time")
@@ -265,6 +271,11 @@ class _Walker:
             if getattr(r, "heredoc", None) is not None:
                 body = r.heredoc.value
                 state["stdin"] = body.rsplit("\n", 1)[0] if "\n" in body else ""
+                if r.pos[0] not in self.quoted:  # an unquoted body's substitutions run
+                    from .rewrite import substitutions
+
+                    for inner in substitutions(state["stdin"]):
+                        self.nested(Word(inner), state)
                 continue
             if r.type not in WRITE_REDIRECTS or isinstance(r.output, int):  # 2>&1: fd duplication
                 continue
@@ -449,6 +460,24 @@ def _xargs(u: Any, stdin: str | None) -> list[Word]:
     if u.replace:
         return [Word(w.text.replace(u.replace, " ".join(t.text for t in items)), w.dynamic) for w in u.words]
     return [*u.words, *items]
+
+
+def _data_spans(n: Any, quoted: frozenset[int]) -> list[tuple[int, int]]:
+    """The body spans of the here-documents in tree `n` whose `<<` is at a `quoted` index."""
+    spans: list[tuple[int, int]] = []
+    stack = [n]
+    while stack:
+        node = stack.pop()
+        heredoc = getattr(node, "heredoc", None) if getattr(node, "kind", "") == "redirect" else None
+        if heredoc is not None and node.pos[0] in quoted:
+            spans.append((heredoc.pos[0], heredoc.pos[1]))
+        for attr in ("parts", "list", "command", "output", "heredoc"):
+            child = getattr(node, attr, None)
+            if isinstance(child, list):
+                stack.extend(child)
+            elif child is not None and hasattr(child, "kind"):
+                stack.append(child)
+    return spans
 
 
 def _subshell(state: dict[str, Any]) -> dict[str, Any]:
