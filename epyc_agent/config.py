@@ -16,7 +16,6 @@ installed hooks arrange).
 
 from __future__ import annotations
 
-import json
 import os
 
 from .errors import ConfigError
@@ -102,8 +101,9 @@ SECTIONS: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "bash": (_is_mode, "enforce"),
         "destructive": (_is_mode, "enforce"),
         "retry": (_is_mode, "enforce"),
+        "protect": (_is_mode, "enforce"),
         "retry_limit": (_is_int, 3),
-        "fail_closed": (_is_bool, False),
+        "fail_closed": (_is_bool, True),
         "allow_project_dir": (_is_bool, True),
         "allow_claude_dir": (_is_bool, True),
     },
@@ -165,8 +165,11 @@ class Config:
 # --- finding and reading the file -----------------------------------------------
 
 
-def find_config_file(flag: str | None = None, env: Mapping[str, str] | None = None) -> str | None:
-    """The config file to read; an explicitly named one must exist."""
+def find_config_file(
+    flag: str | None = None, env: Mapping[str, str] | None = None, discover_cwd: bool = True
+) -> str | None:
+    """The config file to read; an explicitly named one must exist. `discover_cwd` False (the
+    hook): never `./epyc-agent.yaml`, which the agent could plant in its own cwd."""
     env = os.environ if env is None else env
     if flag:
         p = os.path.expanduser(os.fspath(flag))
@@ -178,7 +181,7 @@ def find_config_file(flag: str | None = None, env: Mapping[str, str] | None = No
         if not os.path.isfile(p):
             raise ConfigError(f"config file {p} (from ${CONFIG_ENV}) not found", hint=f"fix or unset {CONFIG_ENV}")
         return os.path.abspath(p)
-    if os.path.isfile("epyc-agent.yaml"):
+    if discover_cwd and os.path.isfile("epyc-agent.yaml"):
         return os.path.abspath("epyc-agent.yaml")
     home = env.get("HOME") or os.path.expanduser("~")
     p = os.path.join(home, ".config", "epyc-agent", "config.yaml")
@@ -247,44 +250,41 @@ def _file_values(path: str, env: Mapping[str, str]) -> dict[str, Any]:
     key = [path, st.st_size, st.st_mtime_ns]
     log_dir = env.get(LOG_DIR_ENV)
     cache = os.path.join(log_dir, ".state", CACHE_NAME) if log_dir else None
-    if cache:
-        try:
-            with open(cache, encoding="utf-8") as f:
-                cached = json.load(f)
-            if cached.get("key") == key:
-                return dict(cached["values"])
-        except (OSError, ValueError, AttributeError, KeyError):
-            pass
+    if cache:  # signed: the agent may write the log dir, and these values decide the guards
+        from .fileio import read_json_signed, secret_key
+
+        cached = read_json_signed(cache, secret_key(log_dir or ""))
+        if isinstance(cached, dict) and cached.get("key") == key and isinstance(cached.get("values"), dict):
+            return dict(cached["values"])
     values = read_config_file(path)
     if cache:
-        _write_cache(cache, {"key": key, "values": values})
+        _write_cache(cache, {"key": key, "values": values}, log_dir or "")
     return values
 
 
-def _write_cache(cache: str, payload: dict[str, Any]) -> None:
-    """Best effort and atomic: a cache that cannot be written only costs speed."""
-    tmp = f"{cache}.{os.getpid()}.tmp"
+def _write_cache(cache: str, payload: dict[str, Any], log_dir: str) -> None:
+    """Best effort: a cache that cannot be written only costs speed."""
+    from .fileio import secret_key, write_json_signed
+
     try:
         os.makedirs(os.path.dirname(cache), exist_ok=True)
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(payload, f)
-        os.replace(tmp, cache)
+        write_json_signed(cache, payload, secret_key(log_dir))
     except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        pass
 
 
 # --- resolving ---------------------------------------------------------------------
 
 
 def load_config(
-    config_file: str | None = None, root: str | None = None, env: Mapping[str, str] | None = None
+    config_file: str | None = None,
+    root: str | None = None,
+    env: Mapping[str, str] | None = None,
+    discover_cwd: bool = True,
 ) -> Config:
     """Resolve the configuration from flag, environment, file and defaults."""
     env = os.environ if env is None else env
-    path = find_config_file(config_file, env)
+    path = find_config_file(config_file, env, discover_cwd)
     fvals = _file_values(path, env) if path else {}
     fsrc = f"file:{path}" if path else "default"
     sources: dict[str, str] = {}

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from .config import Config
+    from .guards.protect import Protected
 
 
 class PathVerdict:
@@ -54,16 +55,25 @@ def is_under(resolved: str, base: str) -> bool:
 class StorageGuard:
     """Answers whether paths may be written, given a root and an allowlist."""
 
-    def __init__(self, root: str | os.PathLike[str], allow: Iterable[str | os.PathLike[str]] = ()) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        allow: Iterable[str | os.PathLike[str]] = (),
+        protected: Protected | None = None,
+    ) -> None:
         self.root = os.fspath(root)
         self.root_resolved = os.path.realpath(self.root)
         self.allow = tuple(dict.fromkeys(os.path.realpath(os.fspath(a)) for a in allow))
+        self.protected = protected  # files no tool call may change, even under the root
 
     def check(self, path: str | os.PathLike[str], cwd: str | os.PathLike[str] | None = None) -> PathVerdict:
         raw = os.fspath(path)
         if not raw or "\0" in raw:
             return PathVerdict(raw, "", False, "empty path or NUL byte in path")
         resolved = resolve(raw, cwd)
+        why = self.protected.why(resolved) if self.protected else None
+        if why:
+            return PathVerdict(raw, resolved, False, f"{why}; the agent may not change it")
         if is_under(resolved, self.root_resolved):
             return PathVerdict(raw, resolved, True, "under the storage root")
         for a in self.allow:

@@ -124,16 +124,17 @@ def test_subagent_call_logged_under_the_subagent(lab: Lab) -> None:
 def test_auto_compaction_dump_written_and_reinjected(lab: Lab) -> None:
     """A full context window makes the CLI compact: PreCompact writes the dump, and the
     SessionStart(compact) context the model gets next holds the saved state."""
-    first = tool("Bash", command="echo step-one", description="first step")
+    target = lab.root / "results" / "sweep.md"
+    first = tool("Write", file_path=str(target), content="k=16: 41.7 t/s\n")
     second = tool("Bash", command="echo step-two", description="second step")
     run = lab.run([[first, usage(990_000)], [second], [text("Done.")]], summary="SCRIPTED-SUMMARY-7")
     assert run.api.compactions == 1
     (dump_event,) = run.of("OBSERVE", hook="PreCompact")
     assert dump_event["data"]["trigger"] == "auto"
-    dump = Path(dump_event["path"]).read_text()
-    assert "echo step-one" in dump
+    assert str(target) in Path(dump_event["path"]).read_text()
     after = json.dumps(run.api.agent_requests[1]["messages"])
     assert "SCRIPTED-SUMMARY-7" in after and "State saved before the compaction" in after
+    assert str(target) in after.split("State saved before the compaction")[1]
     assert run.api.result_text(second["id"]) == "step-two"
 
 

@@ -124,7 +124,20 @@ def test_config_cache_is_used_and_invalidated(tmp_path: Path, monkeypatch: pytes
     f = write(tmp_path / "c.yaml", "guards: {bash: warn}\n")
     assert load_config(str(f)).guards["bash"] == "warn"
     cache = json.loads((logs / ".state" / "config-cache.json").read_text())
-    assert cache["values"] == {"guards.bash": "warn"}
+    assert cache["data"]["values"] == {"guards.bash": "warn"}
     write(f, "guards: {bash: off, retry_limit: 7}\n")
     cfg = load_config(str(f))
     assert cfg.guards["bash"] == "off" and cfg.guards["retry_limit"] == 7
+
+
+def test_forged_config_cache_is_not_trusted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An agent rewriting the cache to switch a guard off (keeping the key) changes nothing."""
+    logs = tmp_path / "logs"
+    monkeypatch.setenv("EPYC_AGENT_LOG_DIR", str(logs))
+    f = write(tmp_path / "c.yaml", "guards: {bash: enforce}\n")
+    load_config(str(f))
+    cache_file = logs / ".state" / "config-cache.json"
+    cache = json.loads(cache_file.read_text())
+    cache["data"]["values"] = {"guards.bash": "off"}
+    cache_file.write_text(json.dumps(cache))
+    assert load_config(str(f)).guards["bash"] == "enforce"

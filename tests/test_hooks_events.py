@@ -337,19 +337,27 @@ def test_huge_payload(tmp_path: Path, log_dir: Path) -> None:
     assert len(events(log_dir, cat="CMD_INTENT")[0]["cmd"]) < 20_000
 
 
+def user_config(tmp_path: Path, text: str) -> None:
+    """The user's config file: the hook reads it (never an epyc-agent.yaml in its cwd)."""
+    cfg = tmp_path / "home" / ".config" / "epyc-agent" / "config.yaml"
+    cfg.parent.mkdir(parents=True, exist_ok=True)
+    cfg.write_text(text)
+
+
 def test_malformed_tool_input(tmp_path: Path, log_dir: Path) -> None:
-    """A PreToolUse without tool_input logs an ERROR and allows; with fail_closed it is denied."""
+    """A PreToolUse without tool_input logs an ERROR and is denied (fail_closed, the default);
+    with fail_closed: false it is allowed."""
     p = base(tmp_path, "PreToolUse", tool_name="Bash", tool_use_id="m")
     _, out = hook(p)
-    assert out is None and events(log_dir, level="ERROR")
-    (tmp_path / "epyc-agent.yaml").write_text("guards:\n  fail_closed: true\n")
+    assert out["hookSpecificOutput"]["permissionDecision"] == "deny" and events(log_dir, level="ERROR")
+    user_config(tmp_path, "guards:\n  fail_closed: false\n")
     _, out = hook(p)
-    assert out["hookSpecificOutput"]["permissionDecision"] == "deny"
+    assert out is None
 
 
 def test_warn_only_mode(tmp_path: Path, log_dir: Path) -> None:
     """guards.bash: warn lets the call run, logs a WARNING and tells the agent."""
-    (tmp_path / "epyc-agent.yaml").write_text("guards:\n  bash: warn\n  destructive: 'off'\n")
+    user_config(tmp_path, "guards:\n  bash: warn\n  destructive: 'off'\n")
     _, out = hook(bash(tmp_path, "echo x > /etc/passwd"))
     spec = out["hookSpecificOutput"]
     assert "permissionDecision" not in spec and "/etc/passwd" in spec["additionalContext"]
@@ -372,7 +380,7 @@ def test_project_dir_allowlist(tmp_path: Path) -> None:
     p["cwd"] = "/"
     _, out = hook(p, env={"CLAUDE_PROJECT_DIR": str(proj)})
     assert out is None
-    (tmp_path / "epyc-agent.yaml").write_text("guards:\n  allow_project_dir: false\n")
+    user_config(tmp_path, "guards:\n  allow_project_dir: false\n")
     _, out = hook(p, env={"CLAUDE_PROJECT_DIR": str(proj)})
     assert out["hookSpecificOutput"]["permissionDecision"] == "deny"
 

@@ -46,9 +46,9 @@ def _out(event: str, **fields: Any) -> str:
 def handle(raw: bytes, env: Mapping[str, str]) -> tuple[str, int]:
     """(stdout, exit code) for one hook invocation."""
     try:
-        cfg = load_config(env=env)
+        cfg = load_config(env=env, discover_cwd=False)
     except EpycAgentError as e:
-        return "", _stderr(f"epyc-agent hook: {e.render()}", 1)
+        return _bad_config(raw, env, e), 0
     try:
         p = pl.parse(raw)
     except pl.PayloadError as e:
@@ -79,6 +79,30 @@ def _failed(hook: Hook, event: str, e: Exception) -> str:
             f"epyc-agent could not evaluate this call ({type(e).__name__}: {e}) and "
             "guards.fail_closed is true. Report it; the user can set fail_closed: false."
         )
+    return ""
+
+
+def _bad_config(raw: bytes, env: Mapping[str, str], e: EpycAgentError) -> str:
+    """The config cannot be loaded, so the guards cannot be set up: a writing tool call is denied
+    (read-only ones pass), and the failure is logged where it can be (the root's log dir when the
+    root is known from the environment, else the user's state folder)."""
+    from ..fileio import secret_dir
+
+    msg = f"epyc-agent config cannot be loaded: {e.render()}"
+    _stderr(f"epyc-agent hook: {msg}", 0)
+    try:
+        p = pl.parse(raw)
+    except pl.PayloadError:
+        p = {}
+    root = env.get("EPYC_AGENT_ROOT") or env.get("LLM_ROOT")
+    log_dir = os.path.join(root, "logs") if root and os.path.isdir(root) else os.path.join(secret_dir(""), "logs")
+    try:
+        with AuditLog(log_dir, pl.session_for(p), pl.agent_for(p)) as log:
+            log.error(msg, str(p.get("hook_event_name") or ""))
+    except OSError:
+        pass
+    if p.get("hook_event_name") == "PreToolUse" and _writing(p):
+        return _deny(f"{msg}. Writing tools are refused until a person fixes the config file.")
     return ""
 
 
@@ -261,7 +285,13 @@ class Hook:
                 extra.append(proj)
         if g.get("allow_claude_dir", True):
             extra.append(os.path.join(home, ".claude"))
-        return guard_for(self.cfg, extra)
+        guard = guard_for(self.cfg, extra)
+        if g.get("protect", "enforce") != "off":
+            from ..guards.protect import protected_for
+
+            proj = self.env.get("CLAUDE_PROJECT_DIR") or self.p.get("cwd")
+            guard.protected = protected_for(self.cfg, self.env, proj if isinstance(proj, str) and proj else None)
+        return guard
 
     def findings(self, tool: str, ti: dict[str, Any], info: dict[str, Any]) -> list[Finding]:
         cwd = self.p.get("cwd") if isinstance(self.p.get("cwd"), str) else None

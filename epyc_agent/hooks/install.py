@@ -156,6 +156,8 @@ def merge(
         groups.append(entry)
     env = _obj(settings, "env", path)
     wanted = env_vars(cfg)
+    if cfg.config_file:  # the hook never looks in its cwd: the file a person chose is named here
+        wanted["EPYC_AGENT_CONFIG"] = os.path.abspath(cfg.config_file)
     if kernel_sandbox:
         from ..shellwrap import prefix_env
 
