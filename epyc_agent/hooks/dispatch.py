@@ -74,7 +74,7 @@ def _failed(hook: Hook, event: str, e: Exception) -> str:
     _log_error(cfg, hook.session, hook.agent, f"hook failed on {event or 'unknown event'}: {type(e).__name__}: {e}", "")
     if event == "PreToolUse" and isinstance(e, OSError) and _writing(hook.p):
         return _deny(_fault_reason(e, cfg.log_dir, str(hook.p.get("tool_name"))))
-    if event == "PreToolUse" and cfg.guards.get("fail_closed"):
+    if event == "PreToolUse" and cfg.guards.get("fail_closed") and (_writing(hook.p) or not hook.p.get("tool_name")):
         return _deny(
             f"epyc-agent could not evaluate this call ({type(e).__name__}: {e}) and "
             "guards.fail_closed is true. Report it; the user can set fail_closed: false."
