@@ -70,3 +70,14 @@ def default_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     target = tmp_path_factory.mktemp("models") / "gemma-3-270m-q4_k_m.gguf"
     return Path(assemble(output_path=target))
+
+
+@pytest.fixture
+def lab(tmp_path: Path):  # noqa: ANN201 - claude_code.harness.Lab, imported lazily
+    """A throwaway user (HOME, project, root, outside) with our hooks installed, for the
+    real-client tests."""
+    from claude_code.harness import Lab
+
+    lab = Lab(tmp_path / "lab")
+    lab.install_hooks()
+    return lab

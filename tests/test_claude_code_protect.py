@@ -7,20 +7,12 @@ still hold; a bad config fails closed for writing tools.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from claude_code.harness import Lab
 from claude_code.scripted_api import text, tool
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def lab(tmp_path: Path) -> Lab:
-    lab = Lab(tmp_path / "lab")
-    lab.install_hooks()
-    return lab
 
 
 def _outside_write_denied(lab: Lab) -> str:

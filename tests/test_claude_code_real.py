@@ -16,13 +16,6 @@ from claude_code.scripted_api import text, tool, usage
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def lab(tmp_path: Path) -> Lab:
-    lab = Lab(tmp_path / "lab")
-    lab.install_hooks()
-    return lab
-
-
 def test_pinned_cli_is_the_one_under_test() -> None:
     """The harness runs the CLI version pinned in tests/claude_code/package.json (or the named one)."""
     assert claude_version().count(".") == 2

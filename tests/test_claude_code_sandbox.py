@@ -36,13 +36,6 @@ PAIRS = [
 ]
 
 
-@pytest.fixture
-def lab(tmp_path: Path) -> Lab:
-    lab = Lab(tmp_path / "lab")
-    lab.install_hooks()
-    return lab
-
-
 def _seed(d: Path) -> None:
     (d / "keep").mkdir()
     (d / "keep" / "precious").write_text("p")
