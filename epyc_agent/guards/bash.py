@@ -324,8 +324,19 @@ def _text(cmd: Cmd) -> str:
 
 
 def _glob_base(text: str) -> str:
+    """The path a glob stands for when nothing matches it (bash passes it on as written): a
+    match-all component (`*`, `.*`) is its folder itself (`rm -rf ROOT/*` empties ROOT), any other
+    one (`*.egg-info`) a child of its folder; what follows it is kept (`*/../..` climbs)."""
     cut = min((i for i in (text.find(c) for c in "*?[") if i != -1), default=-1)
-    return text if cut == -1 else (text[:cut] or ".")
+    if cut == -1:
+        return text
+    start = text.rfind("/", 0, cut) + 1
+    end = text.find("/", cut)
+    end = len(text) if end == -1 else end
+    folder = text[:start] or "./"
+    if set(text[start:end]) <= set("*?.") and end == len(text):
+        return folder
+    return folder + "glob-match" + text[end:]
 
 
 class BashCheck:
