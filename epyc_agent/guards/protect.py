@@ -82,5 +82,7 @@ def protected_for(cfg: Config, env: Mapping[str, str], project: str | None) -> P
 
 
 def _checkout_agents() -> str | None:
+    """The checkout's `agents/` (roles.definitions.agents_dir knows it too, but importing that
+    module would put `typing` and `dataclasses` on the hook path)."""
     d = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "agents")
     return d if os.path.isdir(d) else None
