@@ -20,6 +20,10 @@ from __future__ import annotations
 
 import re
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 HEREDOC_QUOTED = re.compile(r"""(?<!<)<<(?!<)(-?)[ \t]*(?:'([^'\n]+)'|"([^"\n]+)"|\\(\w+))""")
 _WORD_END = " \t\n;&|()<>"
 
@@ -146,7 +150,9 @@ def _at_word_start(text: str, i: int, word: str) -> bool:
     return text.startswith(word, i) and before in _WORD_END and after in _WORD_END
 
 
-def _dbracket(text: str) -> str:
+def _each_word(text: str, word: str, replace: Callable[[str, int], tuple[str, int]], command_only: bool = False) -> str:
+    """`text` with every `word` outside quotes (at a command's start, with `command_only`)
+    replaced: `replace(text, index after the word)` gives the new text and where to go on."""
     out, i = [], 0
     while i < len(text):
         ch = text[i]
@@ -154,13 +160,23 @@ def _dbracket(text: str) -> str:
             j = _skip_quoted(text, i)
             out.append(text[i:j])
             i = j
-        elif _at_word_start(text, i, "[["):
-            body, i = _dbracket_body(text, i + 2)
-            out.append("[ " + body + " ]")
+        elif _at_word_start(text, i, word) and (not command_only or _command_position(text, i)):
+            piece, i = replace(text, i + len(word))
+            out.append(piece)
         else:
             out.append(ch)
             i += 1
     return "".join(out)
+
+
+def _dbracket(text: str) -> str:
+    """Every `[[ ... ]]` as a `[ ... ]` bashlex can parse."""
+
+    def plain(t: str, i: int) -> tuple[str, int]:
+        body, j = _dbracket_body(t, i)
+        return "[ " + body + " ]", j
+
+    return _each_word(text, "[[", plain)
 
 
 def _dbracket_body(text: str, i: int) -> tuple[str, int]:
@@ -194,20 +210,7 @@ def _dbracket_body(text: str, i: int) -> tuple[str, int]:
 
 def _case(text: str) -> str:
     """Every `case` turned into a brace group of its branches (nested ones too)."""
-    out, i = [], 0
-    while i < len(text):
-        ch = text[i]
-        if ch in "'\"\\":
-            j = _skip_quoted(text, i)
-            out.append(text[i:j])
-            i = j
-        elif _at_word_start(text, i, "case") and _command_position(text, i):
-            group, i = _case_group(text, i + 4)
-            out.append(group)
-        else:
-            out.append(ch)
-            i += 1
-    return "".join(out)
+    return _each_word(text, "case", _case_group, command_only=True)
 
 
 def _command_position(text: str, i: int) -> bool:
