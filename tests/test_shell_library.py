@@ -150,3 +150,35 @@ def test_log_verb_options_and_usage(log_dir: Path) -> None:
 def test_agent_from_old_env_variable(log_dir: Path) -> None:
     run_cli("log", "observe", "k", "v", env={"AGENT_ID": "worker7"})
     assert (log_dir / "agent_audit-worker7.log").exists()
+
+
+def test_shell_init_works_without_the_venv_on_path(tmp_path: Path) -> None:
+    """eval of the absolute executable's shell-init defines functions that call that executable, not PATH's."""
+    log = tmp_path / "logs"
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "EPYC_AGENT_ROOT": str(tmp_path),
+        "EPYC_AGENT_LOG_DIR": str(log),
+    }
+    script = f'eval "$({BIN.absolute()} shell-init)"; agent_warn "no venv on PATH" ctx; agent_observe k 1; echo done'
+    r = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0 and "done" in r.stdout, r.stderr
+    assert "command not found" not in r.stderr, r.stderr
+    evs = list(read_events(log))
+    assert [(e["cat"], e["msg"]) for e in evs] == [("WARNING", "no venv on PATH"), ("OBSERVE", "k")]
+
+
+def test_agent_log_sh_finds_the_checkout_venv_without_path(tmp_path: Path) -> None:
+    """scripts/agent_log.sh finds this checkout's .venv when neither PATH nor EPYC_AGENT_BIN names it."""
+    log = tmp_path / "logs"
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "EPYC_AGENT_ROOT": str(tmp_path),
+        "EPYC_AGENT_LOG_DIR": str(log),
+    }
+    script = f'source "{REPO}/scripts/agent_log.sh"; agent_decision "d" "r"; echo done'
+    r = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0 and "done" in r.stdout, r.stderr
+    assert [e["cat"] for e in read_events(log)] == ["DECISION"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shlex
+import sys
 from importlib import resources
 
 import click
@@ -30,8 +33,23 @@ def env(ctx: click.Context, shell: str) -> int:
     return 0
 
 
-def shell_library() -> str:
-    return resources.files("epyc_agent").joinpath("data/agent_log.sh").read_text(encoding="utf-8")
+def own_executable() -> str:
+    """The absolute path of the `epyc-agent` that is running, so the functions it emits work in a
+    shell whose PATH lacks the venv. `python -m epyc_agent` has no script: the venv's one, else PATH."""
+    argv0 = sys.argv[0] if sys.argv else ""
+    if os.path.basename(argv0).startswith("epyc-agent") and os.path.isfile(argv0):
+        return os.path.abspath(argv0)
+    beside = os.path.join(os.path.dirname(sys.executable), "epyc-agent")
+    return beside if os.path.isfile(beside) else "epyc-agent"
+
+
+def shell_library(bin_path: str | None = None) -> str:
+    """The library text, with EPYC_AGENT_BIN defaulting to `bin_path` (an explicit one still wins)."""
+    text = resources.files("epyc_agent").joinpath("data/agent_log.sh").read_text(encoding="utf-8")
+    default = shlex.quote(bin_path or own_executable())
+    return text.replace(
+        ': "${EPYC_AGENT_BIN:=epyc-agent}"', f'[ -n "${{EPYC_AGENT_BIN:-}}" ] || EPYC_AGENT_BIN={default}', 1
+    )
 
 
 @click.command("shell-init")

@@ -5,6 +5,7 @@
 # failure on stderr but return 0, so an old `set -e` script keeps running;
 # agent_exec returns the command's own exit code.
 
+# shell-init replaces the next line with the absolute path of the epyc-agent that printed it.
 : "${EPYC_AGENT_BIN:=epyc-agent}"
 
 _epyc_log() {
