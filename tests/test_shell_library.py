@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -182,3 +183,100 @@ def test_agent_log_sh_finds_the_checkout_venv_without_path(tmp_path: Path) -> No
     r = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 0 and "done" in r.stdout, r.stderr
     assert [e["cat"] for e in read_events(log)] == ["DECISION"]
+
+
+def _ansi_c(value: str | bytes) -> str:
+    """A bash $'...' literal for any string or bytes without NUL."""
+    raw = value.encode("utf-8") if isinstance(value, str) else value
+    return "$'" + "".join(f"\\x{b:02x}" for b in raw) + "'"
+
+
+HOSTILE: list[str | bytes] = [
+    'say "hi"',
+    "back\\slash \\n not a newline",
+    "new\nline\r\n",
+    "tab\there",
+    "".join(chr(c) for c in range(1, 32)) + "\x7f",
+    b"bad \xff\xfe utf-8 \xc3",
+    "x" * 20_000,
+    "emoji \U0001f600 and é",
+    "",
+    "&amp; & \\& ${HOME} $(echo no) `echo no` * ?",
+]
+
+CALLS = [
+    ("agent_task_start", 2),
+    ("agent_task_end", 2),
+    ("agent_cmd_intent", 2),
+    ("agent_file_modify", 1),
+    ("agent_decision", 2),
+    ("agent_warn", 2),
+    ("agent_error", 2),
+    ("agent_rollback_info", 2),
+]
+FIXED_CALLS = [
+    "agent_task_end done",
+    "agent_task_end done ''",
+    "agent_cmd_result make 0",
+    "agent_cmd_result make 2 'it failed'",
+    "agent_cmd_result make x1 'not a number'",
+    "agent_file_modify /p delete 'clean up' extra words",
+    "agent_file_modify /p '' ''",
+    "agent_observe tps 41.7",
+    "agent_observe tps 007",
+    "agent_observe tps 1e5",
+    "agent_observe tps 0.00001",
+    "agent_observe tps -0",
+    "agent_observe state 'warming up'",
+    "agent_observe tps inf",
+    "agent_decision unquoted words are joined",
+]
+
+
+def _hostile_script() -> str:
+    lines = ['eval "$("$REAL_BIN" shell-init)"']
+    for value in HOSTILE:
+        lit = _ansi_c(value)
+        for fn, n in CALLS:
+            lines.append(f"{fn} {' '.join([lit] * n)}")
+        lines.append(f"agent_cmd_result {lit} 0 {lit}")
+        lines.append(f"agent_file_modify {lit} edit {lit}")
+        lines.append(f"agent_observe {lit} {lit}")
+    return "\n".join(lines + FIXED_CALLS) + "\n"
+
+
+def _run_hostile(tmp_path: Path, name: str, fast: bool) -> tuple[list[bytes], int]:
+    log = tmp_path / name
+    counter = tmp_path / f"{name}.calls"
+    wrapper = tmp_path / f"{name}-bin"
+    wrapper.write_text(f'#!/bin/bash\necho x >> "{counter}"\nexec "{BIN.absolute()}" "$@"\n')
+    wrapper.chmod(0o755)
+    env = {
+        **os.environ,
+        "REAL_BIN": str(BIN.absolute()),
+        "EPYC_AGENT_BIN": str(wrapper),
+        "EPYC_AGENT_LOG_DIR": str(log),
+        "EPYC_AGENT_SESSION": "ses_20261203_120000_abcdef",
+        "EPYC_AGENT_FAST": "1" if fast else "0",
+    }
+    script = tmp_path / f"{name}.sh"
+    script.write_text(_hostile_script())
+    r = subprocess.run(["bash", str(script)], capture_output=True, env=env, timeout=300)
+    assert r.returncode == 0 and r.stderr == b"", r.stderr
+    calls = len(counter.read_text().split()) if counter.exists() else 0
+    return (log / "agent_audit-main.log").read_bytes().splitlines(keepends=True), calls
+
+
+def test_fast_shell_path_writes_what_the_python_writer_writes(tmp_path: Path) -> None:
+    """For hostile inputs the bash fast path and `epyc-agent log` write the same bytes, bar the timestamp."""
+    fast, fast_calls = _run_hostile(tmp_path, "fast", True)
+    slow, slow_calls = _run_hostile(tmp_path, "slow", False)
+    assert len(fast) == len(slow) == len(HOSTILE) * (len(CALLS) + 3) + len(FIXED_CALLS)
+    for f, s in zip(fast, slow, strict=True):
+        assert f[:8] == s[:8] == b'{"ts":"2'
+        assert f[34:] == s[34:], (f[:300], s[:300])
+        assert re.fullmatch(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", f[7:34])
+    # the ASCII events of short inputs took the fast path: far fewer processes than events
+    assert slow_calls == len(slow)
+    assert fast_calls < len(fast) // 2, fast_calls
+    print(f"fast path: {fast_calls} processes for {len(fast)} events")

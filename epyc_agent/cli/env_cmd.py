@@ -53,10 +53,19 @@ def shell_library(bin_path: str | None = None) -> str:
 
 
 @click.command("shell-init")
-def shell_init() -> int:
+@click.option("--context", is_flag=True, hidden=True, help="Print the agent id and its shard path (for the library).")
+def shell_init(context: bool) -> int:
     """Print the shell library defining the old agent_* functions.
 
     Use: eval "$(epyc-agent shell-init)"
     """
+    if context:
+        from ..config import load_config
+        from ..events.schema import shard_name
+        from ..sessions import agent_id
+
+        agent = agent_id()
+        click.echo(f"{agent}\n{os.path.join(load_config().log_dir, shard_name(agent))}")
+        return 0
     click.echo(shell_library(), nl=False)
     return 0
