@@ -64,11 +64,19 @@ def open_tasks(events: list[dict[str, Any]]) -> list[str]:
 
 
 def _todos(events: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """The agent's task list, from whichever task tool its Claude Code has: the latest TodoWrite
+    list, else the tasks its TaskCreated / TaskCompleted hooks reported (2.1.x has no TodoWrite)."""
+    tasks: dict[str, dict[str, str]] = {}
+    for ev in events:
+        d = ev.get("data") if isinstance(ev.get("data"), dict) else {}
+        if d.get("hook") in ("TaskCreated", "TaskCompleted") and isinstance(d.get("task_id"), str):
+            status = "completed" if d["hook"] == "TaskCompleted" else "pending"
+            tasks[d["task_id"]] = {"content": str(d.get("task_subject", "")), "status": status}
     for ev in reversed(events):
         todos = (ev.get("data") or {}).get("todos") if isinstance(ev.get("data"), dict) else None
         if isinstance(todos, list):
             return [t for t in todos if isinstance(t, dict)]
-    return []
+    return list(tasks.values())
 
 
 def _loops(cfg: Config, session: str) -> list[str] | None:
@@ -239,15 +247,33 @@ def write_dump(cfg: Config, session: str, trigger: str = "manual") -> dict[str, 
     return {"md": base + ".md", "json": base + ".json"}
 
 
-def latest_dump(cfg: Config, session: str) -> str | None:
-    """The newest dump's Markdown for this session, or None."""
+def _latest(cfg: Config, session: str, ext: str = ".md") -> str | None:
+    """The path of this session's newest dump file ending in `ext`."""
     d = compactions_dir(cfg)
     prefix = _safe(session) + "-"
     try:
-        names = sorted(n for n in os.listdir(d) if n.startswith(prefix) and n.endswith(".md"))
+        names = sorted(n for n in os.listdir(d) if n.startswith(prefix) and n.endswith(ext))
     except OSError:
         return None
-    if not names:
+    return os.path.join(d, names[-1]) if names else None
+
+
+def keep_summary(cfg: Config, session: str, summary: str) -> str:
+    """Claude Code's own compaction summary (PostCompact), beside the dump PreCompact wrote:
+    `<dump>.summary.md`, or a file of its own when no dump was written."""
+    dump = _latest(cfg, session, ".json")
+    if dump is None:
+        base = os.path.join(compactions_dir(cfg), f"{_safe(session)}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
+    else:
+        base = dump[: -len(".json")]
+    write_text_atomic(base + ".summary.md", summary if summary.endswith("\n") else summary + "\n")
+    return base + ".summary.md"
+
+
+def latest_dump(cfg: Config, session: str) -> str | None:
+    """The newest dump's Markdown for this session, or None."""
+    path = _latest(cfg, session, ".json")
+    if path is None:
         return None
-    with open(os.path.join(d, names[-1]), encoding="utf-8", errors="replace") as f:
+    with open(path[: -len(".json")] + ".md", encoding="utf-8", errors="replace") as f:
         return f.read(MAX_CHARS + 1)[:MAX_CHARS]

@@ -129,6 +129,13 @@ def test_auto_compaction_dump_written_and_reinjected(lab: Lab) -> None:
     assert "SCRIPTED-SUMMARY-7" in after and "State saved before the compaction" in after
     assert str(target) in after.split("State saved before the compaction")[1]
     assert run.api.result_text(second["id"]) == "step-two"
+    # the forked summariser's SubagentStop is part of the compaction, on the session's shard
+    assert not list(lab.log_dir.glob("agent_audit-subagent-*.log"))
+    assert run.of("OBSERVE", hook="SubagentStop", compaction=True)
+    # PostCompact keeps the CLI's own summary beside the dump
+    (post,) = run.of("OBSERVE", hook="PostCompact")
+    assert "SCRIPTED-SUMMARY-7" in Path(post["data"]["summary_path"]).read_text()
+    assert post["data"]["summary_path"].startswith(dump_event["path"][: -len(".md")])
 
 
 def test_manual_compact_writes_the_dump(lab: Lab) -> None:

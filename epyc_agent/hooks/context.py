@@ -15,6 +15,7 @@ from ..errors import EpycAgentError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from ..config import Config
     from .dispatch import Hook
 
 MAX_CHARS = 9_900
@@ -37,9 +38,7 @@ def session_context(h: Hook, source: str) -> str:
         f"Storage root {cfg.root}: {st['free_gb']} GB free ({st['used_pct']}% used)"
         + (" - NEARLY FULL" if st.get("warn") else "")
         + f". Write only under it (temp: {cfg.tmp_dir}).",
-        "Guards: "
-        + ", ".join(f"{k}={cfg.guards[k]}" for k in ("storage", "bash", "destructive", "retry"))
-        + f", retry limit {cfg.guards['retry_limit']}. A denied call says why and what to do instead.",
+        guards_line(cfg),
     ]
     from ..priorities import priority_actions
 
@@ -68,6 +67,22 @@ def session_context(h: Hook, source: str) -> str:
                 dump if len(dump) <= room else dump[:room] + "\n[cut]"
             )
     return text[:MAX_CHARS]
+
+
+def guards_line(cfg: Config) -> str:
+    return (
+        "Guards: "
+        + ", ".join(f"{k}={cfg.guards[k]}" for k in ("storage", "bash", "destructive", "retry"))
+        + f", retry limit {cfg.guards['retry_limit']}. A denied call says why and what to do instead."
+    )
+
+
+def subagent_context(cfg: Config) -> str:
+    """What a subagent (a role agent) is told when it starts: it shares the session's rules."""
+    return (
+        f"epyc-agent: your tool calls are logged to {cfg.log_dir} and guarded like the main agent's. "
+        f"Write only under the storage root {cfg.root} (temp: {cfg.tmp_dir}). {guards_line(cfg)}"
+    )
 
 
 def _export_session(h: Hook) -> None:

@@ -23,8 +23,8 @@ from ..guards.check import EDIT_TOOLS, MalformedInput, check_bash, check_edit, e
 from ..guards.retry import OVERRIDE, command_key, overridden, retry_finding
 from ..sessions import agent_id, session_file
 from ..storage import guard_for, is_under
+from . import lifecycle, state
 from . import payload as pl
-from . import state
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -230,7 +230,10 @@ class Hook:
     def __init__(self, cfg: Config, p: dict[str, Any], env: Mapping[str, str]) -> None:
         self.cfg, self.p, self.env = cfg, p, env
         self.session = pl.session_for(p)
-        self.agent = pl.agent_for(p)
+        # compaction's forked summariser stops as a subagent with no type: part of the
+        # session's compaction, logged on the session's own shard
+        self.summariser = p.get("hook_event_name") == "SubagentStop" and p.get("agent_type") == ""
+        self.agent = agent_id(env=env) if self.summariser else pl.agent_for(p)
         missing_root = not os.path.isdir(cfg.root) and is_under(os.path.abspath(cfg.log_dir), cfg.root)
         self.log = (_Unlogged if missing_root else _HookLog)(cfg.log_dir, self.session, self.agent)
 
@@ -499,6 +502,7 @@ def _post_tool(h: Hook) -> str:
             tool=tool,
             tool_use_id=p.get("tool_use_id"),
             call_id=pl.call_id(tool, p.get("tool_input")),
+            outcome="interrupted" if interrupted else "failed" if failed else "ok",
             **({"interrupted": True} if interrupted else {}),
         ),
     )
@@ -518,7 +522,12 @@ def _session_start(h: Hook) -> str:
     if not h.session:
         h.log.error("SessionStart without a session_id", "")
         return ""
-    return _out("SessionStart", additionalContext=session_context(h, source))
+    context = session_context(h, source)
+    guard = h.guard()
+    watch = sorted(f for f in guard.protected.files if os.path.isfile(f)) if guard.protected else []
+    # FileChanged then reports a change to the files the guards protect (made by a program the
+    # parser cannot see, or by a person)
+    return _out("SessionStart", additionalContext=context, **({"watchPaths": watch} if watch else {}))
 
 
 def _prompt(h: Hook) -> str:
@@ -557,11 +566,31 @@ def _pre_compact(h: Hook) -> str:
 
 def _simple(h: Hook) -> str:
     event = str(h.p.get("hook_event_name"))
-    msg = {"Stop": "agent stopped", "SubagentStop": "subagent stopped", "PostCompact": "context compacted"}
-    text = msg.get(event) or (f"notification: {h.p.get('message')}" if event == "Notification" else event)
-    h.log.event("OBSERVE", text, data=h.data(event))
+    msg = {"Stop": "agent stopped", "SubagentStop": "subagent stopped"}
+    if h.summariser:
+        text = "compaction summariser stopped"
+    else:
+        text = msg.get(event) or (f"notification: {h.p.get('message')}" if event == "Notification" else event)
+    h.log.event("OBSERVE", text, data=h.data(event, **({"compaction": True} if h.summariser else {})))
     if event == "Stop":
         h.end_turn()
+    return ""
+
+
+def _post_compact(h: Hook) -> str:
+    """The CLI's own summary is kept beside our pre-compaction dump (not in it: SessionStart
+    re-injects the dump, and the model already has this summary)."""
+    from ..compaction import keep_summary
+
+    trigger = h.p.get("trigger") if isinstance(h.p.get("trigger"), str) else "auto"
+    summary = h.p.get("compact_summary") if isinstance(h.p.get("compact_summary"), str) else ""
+    path = keep_summary(h.cfg, h.session, summary) if h.session and summary else None
+    h.log.event(
+        "OBSERVE",
+        "context compacted",
+        path=path or "",
+        data=h.data("PostCompact", trigger=trigger, summary_chars=len(summary), summary_path=path),
+    )
     return ""
 
 
@@ -591,6 +620,19 @@ HANDLERS = {
     "Stop": _simple,
     "SubagentStop": _simple,
     "Notification": _simple,
-    "PostCompact": _simple,
+    "PostCompact": _post_compact,
     "SessionEnd": _session_end,
+    "PostToolBatch": lifecycle.post_tool_batch,
+    "PermissionRequest": lifecycle.permission_request,
+    "PermissionDenied": lifecycle.permission_denied,
+    "SubagentStart": lifecycle.subagent_start,
+    "StopFailure": lifecycle.stop_failure,
+    "CwdChanged": lifecycle.cwd_changed,
+    "ConfigChange": lifecycle.config_change,
+    "FileChanged": lifecycle.file_changed,
+    "InstructionsLoaded": lifecycle.observe,
+    "Setup": lifecycle.observe,
+    "TaskCreated": lifecycle.observe,
+    "TaskCompleted": lifecycle.observe,
+    "WorktreeRemove": lifecycle.observe,
 }

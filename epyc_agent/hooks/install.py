@@ -28,19 +28,55 @@ from ..environment import env_vars
 from ..errors import ConfigError
 from ..fileio import project_dir, write_json_atomic
 
+# What `hooks install` registers (Claude Code 2.1.328 fires 33 events). Not registered:
+# WorktreeCreate, since a hook there replaces the CLI's own `git worktree add` (it must create
+# the worktree and print its path), and the display-only or MCP events (MessageDisplay,
+# Elicitation*, *ModelSwitch, TeammateIdle, DirectoryAdded, UserPromptExpansion).
 EVENTS = (
     "SessionStart",
     "UserPromptSubmit",
     "PreToolUse",
     "PostToolUse",
     "PostToolUseFailure",
+    "PostToolBatch",
+    "PermissionRequest",
+    "PermissionDenied",
     "PreCompact",
+    "PostCompact",
     "Stop",
+    "StopFailure",
+    "SubagentStart",
     "SubagentStop",
     "SessionEnd",
     "Notification",
+    "CwdChanged",
+    "ConfigChange",
+    "FileChanged",
+    "InstructionsLoaded",
+    "Setup",
+    "TaskCreated",
+    "TaskCompleted",
+    "WorktreeRemove",
 )
-TOOL_EVENTS = ("PreToolUse", "PostToolUse", "PostToolUseFailure")
+# Every hook event Claude Code 2.1.328 fires (from its settings schema), the version tested
+TESTED_CLI = "2.1.328"
+CLI_EVENTS = (
+    *EVENTS,
+    "WorktreeCreate",
+    "UserPromptExpansion",
+    "PreModelSwitch",
+    "PostModelSwitch",
+    "TeammateIdle",
+    "Elicitation",
+    "ElicitationResult",
+    "DirectoryAdded",
+    "MessageDisplay",
+)
+# keys Claude Code ignores in a project's settings `env` block (its debug log says so)
+PROJECT_ENV_IGNORED = frozenset(
+    {"TMPDIR", "TMP", "TEMP", "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "CLAUDE_CODE_TMPDIR"}
+)
+TOOL_EVENTS = ("PreToolUse", "PostToolUse", "PostToolUseFailure", "PermissionRequest", "PermissionDenied")
 SYSTEM_DIRS = (
     "/etc",
     "/usr",
@@ -142,15 +178,14 @@ def merge(
             for h in g["hooks"]
             if is_ours(h)
         ]
-        if len(mine) == 1 and mine[0].get("command") == command:
+        want = _handler(cfg, event, command)
+        if len(mine) == 1 and mine[0] == want:
             continue  # already installed: leave it where it is
         for g in groups:  # drop our old handler (an older command path), keep everything else
             if isinstance(g, dict) and isinstance(g.get("hooks"), list):
                 g["hooks"] = [h for h in g["hooks"] if not is_ours(h)]
         groups[:] = [g for g in groups if not (isinstance(g, dict) and g.get("hooks") == [])]
-        entry: dict[str, Any] = {
-            "hooks": [{"type": "command", "command": command, "timeout": 60 if event == "PreCompact" else TIMEOUT_S}]
-        }
+        entry: dict[str, Any] = {"hooks": [want]}
         if event in TOOL_EVENTS:
             entry = {"matcher": "*", **entry}
         groups.append(entry)
@@ -182,6 +217,35 @@ def merge(
             deny.append(rule)
             added["deny"].append(rule)
     return added
+
+
+def _handler(cfg: Config, event: str, command: str) -> dict[str, Any]:
+    """Our handler entry for one event. With `guards.fail_closed`, a PreToolUse hook that cannot
+    run, crashes or times out blocks the call (`onFailure: block`) instead of letting it through."""
+    h: dict[str, Any] = {"type": "command", "command": command, "timeout": 60 if event == "PreCompact" else TIMEOUT_S}
+    if event == "PreToolUse" and cfg.guards.get("fail_closed"):
+        h["onFailure"] = "block"
+    return h
+
+
+def dropped_hooks(cfg: Config, path: str) -> list[str]:
+    """The events whose epyc-agent hook a settings file no longer has, if `hooks install` wrote
+    them there (a file that never registered ours, or cannot be read, drops nothing)."""
+    try:
+        settings = read_settings(path)
+    except ConfigError:
+        return []
+    hooks = settings.get("hooks") if isinstance(settings.get("hooks"), dict) else {}
+    present = {e for e, groups in hooks.items() if any(is_ours(h) for h in _handlers(groups))}
+    if not os.path.exists(record_path(cfg, path)):
+        return []
+    return [e for e in ("PreToolUse", "PostToolUse", "SessionStart") if e not in present]
+
+
+def _handlers(groups: Any) -> list[Any]:
+    if not isinstance(groups, list):
+        return []
+    return [h for g in groups if isinstance(g, dict) and isinstance(g.get("hooks"), list) for h in g["hooks"]]
 
 
 def _write(path: str, settings: dict[str, Any], old_text: str | None) -> str | None:
@@ -315,6 +379,37 @@ def uninstall(cfg: Config, path: str) -> dict[str, Any]:
     return {"path": path, "changed": True, "removed": removed, "backup": backup}
 
 
+def claude_version() -> str | None:
+    """The installed Claude Code's version (`$EPYC_AGENT_CLAUDE_BIN`, else `claude` on PATH)."""
+    exe = os.environ.get("EPYC_AGENT_CLAUDE_BIN") or shutil.which("claude")
+    if not exe:
+        return None
+    try:
+        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30).stdout.split()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out[0] if out else None
+
+
+def events_check(registered: tuple[str, ...]) -> tuple[str, str, str]:
+    """Events registered and handled against those the installed Claude Code fires."""
+    from .dispatch import HANDLERS
+
+    version = claude_version()
+    unhandled = [e for e in registered if e not in HANDLERS]
+    left = [e for e in CLI_EVENTS if e not in registered]
+    detail = (
+        f"Claude Code {version or '(not found)'}: {len(registered)} of the {len(CLI_EVENTS)} events of "
+        f"{TESTED_CLI} registered, {len(registered) - len(unhandled)} handled"
+        + (f" (no handler: {', '.join(unhandled)})" if unhandled else "")
+        + f"; not registered: {', '.join(left)}"
+    )
+    status = "FAIL" if unhandled else "WARN" if version not in (None, TESTED_CLI) else "PASS"
+    if status == "WARN":
+        detail += f"; tested with {TESTED_CLI} only"
+    return ("events", status, detail)
+
+
 def doctor(cfg: Config, path: str) -> list[tuple[str, str, str]]:
     """(check, PASS|WARN|FAIL, detail) for the installed state, plus dry payloads through the hook."""
     out: list[tuple[str, str, str]] = []
@@ -340,6 +435,7 @@ def doctor(cfg: Config, path: str) -> list[tuple[str, str, str]]:
             f"missing for {', '.join(missing)}" if missing else f"registered for {len(EVENTS)} events",
         )
     )
+    out.append(events_check(EVENTS if not missing else tuple(e for e in EVENTS if e not in missing)))
     env = settings.get("env") if isinstance(settings.get("env"), dict) else {}
     want = env_vars(cfg)
     wrong = [k for k, v in want.items() if env.get(k) != v]
@@ -350,6 +446,17 @@ def doctor(cfg: Config, path: str) -> list[tuple[str, str, str]]:
             f"differs from `epyc-agent env`: {', '.join(wrong)}" if wrong else "matches `epyc-agent env`",
         )
     )
+    ignored = [k for k in env if k in PROJECT_ENV_IGNORED]
+    if ignored and os.path.realpath(path) != os.path.realpath(settings_path(user=True)):
+        out.append(
+            (
+                "env (project)",
+                "WARN",
+                f"Claude Code ignores {', '.join(ignored)} in a project's env block: the SessionStart hook "
+                "exports them to the agent's Bash through CLAUDE_ENV_FILE, but hooks and MCP servers the CLI "
+                "starts do not get them (a user-level install, `hooks install --user`, sets them for all)",
+            )
+        )
     allow = ((settings.get("sandbox") or {}).get("filesystem") or {}).get("allowWrite") or []
     out.append(
         (

@@ -34,7 +34,22 @@ KNOWN_FIELDS = {
     "PreCompact": ("trigger", "custom_instructions"),
     "PostCompact": ("trigger", "compact_summary"),
     "SessionEnd": ("reason",),
+    "PostToolBatch": ("tool_calls",),
+    "PermissionRequest": ("tool_name", "tool_input", "permission_suggestions"),
+    "PermissionDenied": ("tool_name", "tool_input", "tool_use_id", "reason"),
+    "SubagentStart": (),
+    "StopFailure": ("error", "error_details", "last_assistant_message"),
+    "CwdChanged": ("old_cwd", "new_cwd"),
+    "ConfigChange": ("source", "file_path"),
+    "FileChanged": ("file_path", "event"),
+    "InstructionsLoaded": ("file_path", "memory_type", "load_reason"),
+    "Setup": ("trigger",),
+    "TaskCreated": ("task_id", "task_subject", "task_description", "teammate_name", "team_name"),
+    "TaskCompleted": ("task_id", "task_subject", "task_description", "teammate_name", "team_name"),
+    "WorktreeRemove": ("worktree_path",),
 }
+# fields every 2.1.x payload may carry that say nothing about the event itself
+RUN_FIELDS = ("prompt_id", "effort", "background_tasks", "session_crons")
 
 
 class PayloadError(ValueError):
@@ -88,7 +103,7 @@ def extra_fields(p: dict[str, Any], event: str) -> dict[str, Any]:
     known = KNOWN_FIELDS.get(event)
     if known is None:
         return {k: v for k, v in p.items() if k not in COMMON}
-    return {k: v for k, v in p.items() if k not in COMMON and k not in known}
+    return {k: v for k, v in p.items() if k not in COMMON and k not in known and k not in RUN_FIELDS}
 
 
 def tool_label(tool: str, tool_input: Any) -> str:

@@ -115,12 +115,14 @@ class Lab:
         summary: str | None = None,
         env: dict[str, str] | None = None,
         timeout: float = 240,
+        skip_permissions: bool = True,
     ) -> Run:
-        """Run `claude -p PROMPT` once against a scripted API serving `turns`."""
+        """Run `claude -p PROMPT` once against a scripted API serving `turns` (with Claude's own
+        permission prompts skipped unless told otherwise: in `-p` nobody can answer them)."""
         api = ScriptedAPI(turns, **({"summary": summary} if summary else {}))
         with api:
             cmd = [str(claude_bin()), "-p", prompt, "--output-format", "stream-json", "--verbose"]
-            cmd += ["--dangerously-skip-permissions", *args]
+            cmd += [*(["--dangerously-skip-permissions"] if skip_permissions else []), *args]
             proc = subprocess.run(
                 cmd,
                 cwd=self.project,
