@@ -97,7 +97,8 @@ def post_tool_batch(h: Hook) -> str:
     """Every call of the batch has an outcome in the log: calls the CLI rejected before or
     instead of running them (invalid input, an approval nobody could give) never reach
     PostToolUse, so they are closed here; a permission prompt's answer becomes a DECISION."""
-    calls = [c for c in h.p.get("tool_calls") or [] if isinstance(c, dict)] if isinstance(h.p.get("tool_calls"), list) else []
+    raw = h.p.get("tool_calls")
+    calls = [c for c in raw if isinstance(c, dict)] if isinstance(raw, list) else []
     ids = {c["tool_use_id"] for c in calls if isinstance(c.get("tool_use_id"), str)}
     if not ids:
         return ""
@@ -202,9 +203,7 @@ def config_change(h: Hook) -> str:
     )
     if not refuse:
         return ""
-    return json.dumps(
-        {"decision": "block", "reason": f"epyc-agent: {why}; the running session keeps its hooks."}
-    )
+    return json.dumps({"decision": "block", "reason": f"epyc-agent: {why}; the running session keeps its hooks."})
 
 
 def file_changed(h: Hook) -> str:
@@ -227,5 +226,6 @@ def observe(h: Hook) -> str:
         "WorktreeRemove": lambda: f"worktree removed: {_str(p.get('worktree_path'))}",
     }.get(event, lambda: event)()
     task = {k: _str(p.get(k)) for k in ("task_id", "task_subject") if event.startswith("Task")}
-    h.log.event("OBSERVE", what, data=h.data(event, **task))
+    path = _str(p.get("file_path")) or _str(p.get("worktree_path"))
+    h.log.event("OBSERVE", what, path=path, data=h.data(event, **task))
     return ""
