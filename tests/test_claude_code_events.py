@@ -86,3 +86,31 @@ def test_settings_rewrite_by_a_program_is_refused_at_config_change(lab: Lab) -> 
     assert change["data"]["decision"] == "block" and "PreToolUse" in change["data"]["dropped"]
     assert "epyc-agent guard refused this call" in run.api.result_text(escape["id"])
     assert not (lab.outside / "after.txt").exists()
+
+
+def test_tool_names_read_from_the_installed_cli(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`agents install` maps role tools to what this CLI reports: Edit, never a MultiEdit it lacks."""
+    from claude_code.harness import claude_bin
+
+    from epyc_agent.hooks.install import cli_tools
+
+    monkeypatch.setenv("EPYC_AGENT_CLAUDE_BIN", str(claude_bin()))
+    tools = cli_tools()
+    assert tools and {"Bash", "Edit", "Write", "Read"} <= set(tools)
+    assert not {"MultiEdit", "TodoWrite"} & set(tools)
+
+
+def test_doctor_reports_events_registered_and_handled(lab: Lab) -> None:
+    """`hooks doctor` names the CLI version, the events registered and handled, and warns that
+    this CLI ignores TMPDIR in a project's env block."""
+    import subprocess
+
+    from claude_code.harness import EPYC, claude_bin
+
+    env = lab.env(EPYC_AGENT_CLAUDE_BIN=str(claude_bin()))
+    out = subprocess.run(
+        [str(EPYC), "hooks", "doctor", "--project", str(lab.project)], env=env, capture_output=True, text=True
+    )
+    assert "24 of the 33 events of 2.1.328 registered, 24 handled" in out.stdout, out.stdout + out.stderr
+    assert "not registered: WorktreeCreate" in out.stdout
+    assert "ignores" in out.stdout and "TMPDIR" in out.stdout

@@ -391,6 +391,33 @@ def claude_version() -> str | None:
     return out[0] if out else None
 
 
+def cli_tools() -> list[str] | None:
+    """The tool names the installed Claude Code offers, from the init message it prints before
+    its first API request (pointed at a closed local port, so nothing leaves the machine)."""
+    exe = os.environ.get("EPYC_AGENT_CLAUDE_BIN") or shutil.which("claude")
+    if not exe:
+        return None
+    env = {**os.environ, "ANTHROPIC_BASE_URL": "http://127.0.0.1:9", "ANTHROPIC_API_KEY": "probe"}
+    cmd = [exe, "-p", "probe", "--output-format", "stream-json", "--verbose", "--no-session-persistence"]
+    try:
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=env, text=True
+        )
+    except OSError:
+        return None
+    try:
+        for line in proc.stdout or ():
+            msg = json.loads(line) if line.startswith("{") else {}
+            if msg.get("type") == "system" and isinstance(msg.get("tools"), list):
+                return [t for t in msg["tools"] if isinstance(t, str)]
+    except ValueError:
+        pass
+    finally:
+        proc.kill()
+        proc.wait()
+    return None
+
+
 def events_check(registered: tuple[str, ...]) -> tuple[str, str, str]:
     """Events registered and handled against those the installed Claude Code fires."""
     from .dispatch import HANDLERS

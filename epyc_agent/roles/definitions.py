@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import EpycAgentError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
 AGENTS_ENV = "EPYC_AGENT_AGENTS_DIR"
 SECTIONS = ("Mission", "Use This Role When", "Inputs Required", "Outputs", "Workflow", "Guardrails")
@@ -31,6 +31,11 @@ TOOLS: dict[str, tuple[str, ...]] = {
     "web": ("WebFetch", "WebSearch"),
     "todo": ("TodoWrite",),
 }
+# the tools Claude Code 2.1.328 reports (its stream-json init message), for when no CLI is found
+CLI_TOOLS = frozenset(
+    "Task Bash CronCreate CronDelete CronList Edit EnterWorktree ExitWorktree ListAgents Monitor NotebookEdit "
+    "Read ReportFindings ScheduleWakeup SendMessage Skill TaskStop ToolSearch WebFetch WebSearch Workflow Write".split()
+)
 FRONT_KEYS = ("name", "description", "tools", "actions")
 
 _FRONT = re.compile(r"\A---\n(.*?)\n---\n?(.*)\Z", re.DOTALL)
@@ -50,9 +55,11 @@ class Role:
     sections: dict[str, str] = field(default_factory=dict)
     front: dict[str, Any] = field(default_factory=dict)
 
-    def claude_tools(self) -> list[str]:
-        """Claude Code tool names for `tools`, in a stable order without duplicates."""
-        return list(dict.fromkeys(t for name in self.tools for t in TOOLS.get(name, ())))
+    def claude_tools(self, available: Iterable[str] | None = None) -> list[str]:
+        """Claude Code tool names for `tools`, in a stable order without duplicates, keeping only
+        those the installed CLI has (2.1.x has no MultiEdit, Grep, Glob or TodoWrite)."""
+        have = frozenset(CLI_TOOLS if available is None else available)
+        return list(dict.fromkeys(t for name in self.tools for t in TOOLS.get(name, ()) if t in have))
 
     def summary(self) -> dict[str, Any]:
         return {
