@@ -33,8 +33,30 @@ TOOLS: dict[str, tuple[str, ...]] = {
 }
 # the tools Claude Code 2.1.328 reports (its stream-json init message), for when no CLI is found
 CLI_TOOLS = frozenset(
-    "Task Bash CronCreate CronDelete CronList Edit EnterWorktree ExitWorktree ListAgents Monitor NotebookEdit "
-    "Read ReportFindings ScheduleWakeup SendMessage Skill TaskStop ToolSearch WebFetch WebSearch Workflow Write".split()
+    [
+        "Task",
+        "Bash",
+        "CronCreate",
+        "CronDelete",
+        "CronList",
+        "Edit",
+        "EnterWorktree",
+        "ExitWorktree",
+        "ListAgents",
+        "Monitor",
+        "NotebookEdit",
+        "Read",
+        "ReportFindings",
+        "ScheduleWakeup",
+        "SendMessage",
+        "Skill",
+        "TaskStop",
+        "ToolSearch",
+        "WebFetch",
+        "WebSearch",
+        "Workflow",
+        "Write",
+    ]
 )
 FRONT_KEYS = ("name", "description", "tools", "actions")
 
