@@ -6,6 +6,9 @@ symlink followed (including dangling ones and those among the parents of a
 file that does not exist yet). The write is allowed only if the resolved path
 is the root, lies under it, or lies under an allowlisted path.
 
+A path the kernel cannot walk (a symlink loop, a name too long, a parent the
+user may not enter) is refused with the reason: where it would land is unknown.
+
 What this cannot see: hard links (a hard link under the root to a file outside
 it is the same inode), bind mounts, symlinks created between the check and the
 write, and paths a program computes at run time.
@@ -13,6 +16,7 @@ write, and paths a program computes at run time.
 
 from __future__ import annotations
 
+import errno
 import os
 
 TYPE_CHECKING = False
@@ -44,6 +48,28 @@ def resolve(path: str | os.PathLike[str], cwd: str | os.PathLike[str] | None = N
     return os.path.realpath(p)
 
 
+UNRESOLVABLE = {
+    errno.ELOOP: "a symlink loop (ELOOP); remove or repoint the symlinks along it",
+    errno.ENAMETOOLONG: "a name too long (ENAMETOOLONG); shorten it",
+    errno.EACCES: "a parent folder that may not be entered (EACCES); fix its permissions",
+}
+
+
+def unresolvable(resolved: str, follow: bool = True) -> str | None:
+    """Why the kernel cannot walk to `resolved`, or None (a path that does not exist yet is fine).
+
+    `follow=False` is for removals, which act on a final symlink itself (removing a loop is the fix).
+    """
+    try:
+        os.stat(resolved) if follow else os.lstat(resolved)
+    except OSError as e:
+        if e.errno in (errno.ENOENT, errno.ENOTDIR):
+            return None
+        why = UNRESOLVABLE.get(e.errno or 0, f"{e.strerror}; fix the path")
+        return f"cannot be resolved, {why}"
+    return None
+
+
 def is_under(resolved: str, base: str) -> bool:
     """True if `resolved` is `base` or inside it (never a prefix twin like base2)."""
     if resolved == base:
@@ -66,11 +92,16 @@ class StorageGuard:
         self.allow = tuple(dict.fromkeys(os.path.realpath(os.fspath(a)) for a in allow))
         self.protected = protected  # files no tool call may change, even under the root
 
-    def check(self, path: str | os.PathLike[str], cwd: str | os.PathLike[str] | None = None) -> PathVerdict:
+    def check(
+        self, path: str | os.PathLike[str], cwd: str | os.PathLike[str] | None = None, follow: bool = True
+    ) -> PathVerdict:
         raw = os.fspath(path)
         if not raw or "\0" in raw:
             return PathVerdict(raw, "", False, "empty path or NUL byte in path")
         resolved = resolve(raw, cwd)
+        stuck = unresolvable(resolved, follow)
+        if stuck:
+            return PathVerdict(raw, resolved, False, stuck)
         why = self.protected.why(resolved) if self.protected else None
         if why:
             return PathVerdict(raw, resolved, False, f"{why}; the agent may not change it")

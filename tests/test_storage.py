@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from epyc_agent.guards.check import check_bash, check_edit
 from epyc_agent.storage import StorageGuard, is_under
 from tests.conftest import run_cli
 
@@ -166,3 +167,61 @@ def test_env_other_shells(shell: str, root: Path) -> None:
         assert f"set -gx TMPDIR {root / 'tmp'};" in r.stdout
     else:
         assert f"export TMPDIR={root / 'tmp'}" in r.stdout
+
+
+@pytest.fixture
+def loop(lab: Path) -> Path:
+    """`loopa` and `loopb` under the root, symlinks to each other."""
+    (lab / "loopa").symlink_to(lab / "loopb")
+    (lab / "loopb").symlink_to(lab / "loopa")
+    return lab
+
+
+def test_a_symlink_loop_is_refused_with_the_reason(loop: Path) -> None:
+    v = StorageGuard(loop).check(loop / "loopa" / "x")
+    assert not v.allowed
+    assert "symlink loop (ELOOP)" in v.reason
+    assert StorageGuard(loop).check(loop / "loopa", follow=False).allowed  # removing the link is the fix
+
+
+def test_a_name_too_long_is_refused_with_the_reason(lab: Path) -> None:
+    v = StorageGuard(lab).check(lab / ("a" * 300) / "x")
+    assert not v.allowed and "name too long (ENAMETOOLONG)" in v.reason
+
+
+def test_a_parent_that_cannot_be_entered_is_refused(tmp_path: Path) -> None:
+    """Checked in a forked child as an unprivileged user: root enters every folder."""
+    (tmp_path / "llm" / "locked").mkdir(parents=True)
+    (tmp_path / "llm" / "locked").chmod(0o700)
+    for p in (tmp_path, tmp_path.parent, tmp_path.parent.parent):
+        p.chmod(0o755)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child reports the verdict through the pipe and never returns to pytest
+        try:
+            if os.geteuid() == 0:
+                os.setgid(65534)
+                os.setuid(65534)
+            v = StorageGuard(tmp_path / "llm").check(tmp_path / "llm" / "locked" / "x")
+            os.write(write, f"{v.allowed} {v.reason}".encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read) as f:
+        out = f.read()
+    assert out.startswith("False") and "(EACCES)" in out, out
+
+
+def test_unresolvable_paths_are_refused_by_cli_and_both_guards(loop: Path, tmp_path: Path) -> None:
+    """`storage check`, the Write/Edit guard and the Bash guard give the same refusal."""
+    target = str(loop / "loopa" / "x")
+    out = run_cli("storage", "check", target, env={"EPYC_AGENT_ROOT": str(loop)})
+    assert out.returncode == 1 and "REFUSED" in out.stdout and "ELOOP" in out.stdout, out.stdout + out.stderr
+    guard = StorageGuard(loop)
+    (edit,) = check_edit("Write", {"file_path": target, "content": "x"}, str(loop), guard)
+    assert "ELOOP" in edit.reason
+    for command in (f"echo hi > {target}", f"touch {target}", f"rm -rf {target}"):
+        findings, _ = check_bash(command, str(loop), guard, {"HOME": str(tmp_path)})
+        assert findings and "ELOOP" in findings[0].reason, command
+    assert check_bash(f"rm {loop / 'loopa'}", str(loop), guard, {"HOME": str(tmp_path)})[0] == []

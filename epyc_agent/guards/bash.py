@@ -489,12 +489,13 @@ class BashCheck:
                 self.unplaced(cmd, w, verb)
                 return
             w = prefix
-        paths = self.places(cmd, w, verb != "removes")
+        follow = verb != "removes"
+        paths = self.places(cmd, w, follow)
         if paths is None:
             self.unplaced(cmd, w, verb)
             return
         for path in paths:
-            v = self.guard.check(path, cmd.cwd)
+            v = self.guard.check(path, cmd.cwd, follow)
             if not v.allowed:
                 self.add(
                     "bash",
@@ -524,7 +525,7 @@ class BashCheck:
             self.tree_unplaced(cmd, w, verb)
             return
         for path in paths:
-            v = self.guard.check(path, cmd.cwd)
+            v = self.guard.check(path, cmd.cwd, follow=False)
             for base in self.bases:
                 if is_under(base, v.resolved):
                     what = "the storage root" if base == self.guard.root_resolved else f"the allowlisted {base}"
