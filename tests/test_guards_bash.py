@@ -272,3 +272,12 @@ def test_guard_never_raises(command: str) -> None:
     g = StorageGuard("/nonexistent-root", ["/dev/null"])
     findings, info = check_bash(command, "/tmp", g, {"HOME": "/root"})
     assert info["parser"] in ("prescan", "bashlex", "bashlex+shlex")
+
+
+def test_git_worktree_add_checks_the_new_trees_path(guard: StorageGuard, tmp_path: Path) -> None:
+    """`git worktree add PATH` writes a checkout at PATH (relative to -C DIR when given)."""
+    root = guard.root
+    assert guards_for("git worktree add /var/tmp/wt", guard, tmp_path) == ["bash"]
+    assert guards_for(f"git -C {root} worktree add -b spec ../wt main", guard, tmp_path) == ["bash"]
+    assert guards_for(f"git worktree add -B spec {root}/worktrees/a main", guard, tmp_path) == []
+    assert guards_for("git worktree list", guard, tmp_path) == []

@@ -57,7 +57,7 @@ VALUE_OPTS: dict[str, tuple[str, frozenset[str]]] = {
             "--timeout --wait --input-file --level --accept --reject",
         ),
         ("unzip", "dx", ""),
-        ("git", "Cbcjo", "--branch --depth --origin --config --reference --template --separate-git-dir --jobs"),
+        ("git", "BCbcjo", "--branch --depth --origin --config --reference --template --separate-git-dir --jobs"),
         ("chattr", "pv", ""),
         ("zstd", "oDLT", "--output"),
         ("fallocate", "lo", "--length --offset"),
@@ -211,13 +211,20 @@ def write_targets(cmd: Cmd) -> list[Word]:
         return [_first(opts, "-D", "--directory") or Word(".")]
     if name == "git" and args and args[0].text in GIT_WRITES:  # changes the work tree it runs in
         base = opts.get("-C")
-        return [base if base is not None else Word(".")]
+        # `git worktree add PATH` also checks out a new tree at PATH
+        new = args[2:3] if args[0].text == "worktree" and args[1:2] and args[1].text == "add" else []
+        return [base if base is not None else Word("."), *_under(base, new)]
     if name == "git" and args and args[0].text == "clone":
         rest = args[1:]
-        dest = rest[1:2] if len(rest) >= 2 else [Word(".")]
-        base = opts.get("-C")  # `git -C DIR clone URL DEST`: DEST is relative to DIR
-        return [Word(os.path.join(base.text, d.text), d.dynamic or base.dynamic) for d in dest] if base else dest
+        return _under(opts.get("-C"), rest[1:2] if len(rest) >= 2 else [Word(".")])
     return []
+
+
+def _under(base: Word | None, paths: list[Word]) -> list[Word]:
+    """`git -C DIR ... PATH`: PATH is relative to DIR."""
+    if base is None:
+        return paths
+    return [Word(os.path.join(base.text, p.text), p.dynamic or base.dynamic) for p in paths]
 
 
 GIT_WRITES = {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from .finding import Finding
 from .prescan import needs_parse
 
@@ -38,6 +40,37 @@ def check_edit(tool: str, tool_input: Mapping[str, Any], cwd: str | None, guard:
             f"{tool} of {path}: {v.reason} (temp files: {guard.root_resolved}/tmp). "
             "If the user needs this exact path, ask them to allow it (allow_write in the epyc-agent "
             "config).",
+            v.resolved,
+        )
+    ]
+
+
+def worktree_path(tool_input: Mapping[str, Any], cwd: str | None) -> str | None:
+    """Where EnterWorktree puts the tree: `path` (an existing worktree), else the CLI's default
+    `<repository>/.claude/worktrees/<name>`; None outside a repository (the CLI refuses then)."""
+    path = tool_input.get("path")
+    if isinstance(path, str) and path:
+        return path
+    here = os.path.abspath(cwd or os.getcwd())
+    while not os.path.exists(os.path.join(here, ".git")):
+        if here == os.path.dirname(here):
+            return None
+        here = os.path.dirname(here)
+    name = tool_input.get("name")
+    return os.path.join(here, ".claude", "worktrees", name if isinstance(name, str) and name else "new")
+
+
+def check_worktree(tool_input: Mapping[str, Any], cwd: str | None, guard: StorageGuard) -> list[Finding]:
+    """A worktree is a checkout the agent then writes in: outside the root it is refused."""
+    path = worktree_path(tool_input, cwd)
+    v = guard.check(path, cwd) if path else None
+    if v is None or v.allowed:
+        return []
+    return [
+        Finding(
+            "storage",
+            f"EnterWorktree at {path}: {v.reason}. Create the worktree under {guard.root_resolved} "
+            f"(`git worktree add {guard.root_resolved}/worktrees/NAME`, then EnterWorktree with that path).",
             v.resolved,
         )
     ]

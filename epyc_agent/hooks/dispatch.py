@@ -19,7 +19,7 @@ import os
 from ..config import load_config
 from ..errors import EpycAgentError
 from ..events.writer import AuditLog, ShardError
-from ..guards.check import EDIT_TOOLS, MalformedInput, check_bash, check_edit, edit_path
+from ..guards.check import EDIT_TOOLS, MalformedInput, check_bash, check_edit, check_worktree, edit_path
 from ..guards.retry import OVERRIDE, command_key, overridden, retry_finding
 from ..sessions import agent_id, session_file
 from ..storage import guard_for, is_under
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 OUTPUT_CHARS = 500
 PROMPT_CHARS = 200
-WRITING_TOOLS = frozenset({*EDIT_TOOLS, "Bash"})
+WRITING_TOOLS = frozenset({*EDIT_TOOLS, "Bash", "EnterWorktree"})
 
 
 def _out(event: str, **fields: Any) -> str:
@@ -300,6 +300,8 @@ class Hook:
         cwd = self.p.get("cwd") if isinstance(self.p.get("cwd"), str) else None
         if tool in EDIT_TOOLS:
             return check_edit(tool, ti, cwd, self.guard())
+        if tool == "EnterWorktree":
+            return check_worktree(ti, cwd, self.guard())
         if tool != "Bash":
             return []
         command = ti.get("command")
