@@ -114,3 +114,13 @@ def test_doctor_reports_events_registered_and_handled(lab: Lab) -> None:
     assert "24 of the 33 events of 2.1.328 registered, 24 handled" in out.stdout, out.stdout + out.stderr
     assert "not registered: WorktreeCreate" in out.stdout
     assert "ignores" in out.stdout and "TMPDIR" in out.stdout
+
+
+def test_a_worktree_outside_the_root_is_refused(lab: Lab) -> None:
+    """EnterWorktree is a writing tool: a tree outside the root is denied before git runs."""
+    outside = "/var/tmp/epyc-agent-worktree"
+    call = tool("EnterWorktree", path=outside)
+    run = lab.run([[call], [text("Stopped.")]])
+    assert f"EnterWorktree at {outside}: outside the storage root" in run.api.result_text(call["id"])
+    (denied,) = run.of("DECISION", tool_use_id=call["id"])
+    assert denied["data"]["decision"] == "deny"
