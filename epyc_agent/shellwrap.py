@@ -9,7 +9,8 @@ in the kernel, whatever the command looks like to the parser. The agent cannot l
 the variables are read by the CLI's own process, not from the agent's shell.
 
 Exempt, because they are ours: the exact hook command `hooks install` registered (it writes
-its state under the user's state folder). Allowed besides the folders: the device files, and
+its state under the user's state folder); it runs in this process, so a hook pays one Python
+start, not two. Allowed besides the folders: the device files, and
 the one file the CLI itself has each command write its final cwd to (`pwd -P >| FILE`).
 """
 
@@ -54,8 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args:
         return _fail("usage: epyc-agent-shell COMMAND_LINE (set as CLAUDE_CODE_SHELL_PREFIX by `hooks install`)")
     command = args[0] if len(args) == 1 else None
-    if command is not None and is_our_hook(command):
-        os.execv(SHELL, [SHELL, "-c", command])
+    if command is not None and is_our_hook(command):  # run it here: no second Python start
+        from .hooks import fastpath
+
+        return fastpath.main()
     dirs = [d for d in os.environ.get(ENV_WRITE, "").split(os.pathsep) if d]
     if not dirs:
         return _fail(f"{ENV_WRITE} is empty, so nothing may be written: run `epyc-agent hooks install` again")
