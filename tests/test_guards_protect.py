@@ -68,6 +68,13 @@ def denied(answer: dict) -> bool:
         ("Bash", {"command": "rm {R}/logs/.state/hook-x.json"}, {"command": "rm {R}/scratch.txt"}),
         ("Bash", {"command": "cp /dev/null {R}/logs/sessions/cc-x.json"}, None),
         ("Bash", {"command": "rm -rf {R}/logs"}, {"command": "rm -rf {R}/old-logs"}),
+        (
+            "Bash",
+            {"command": "epyc-agent hooks uninstall --project {P}"},
+            {"command": "epyc-agent hooks doctor --project {P}"},
+        ),
+        ("Bash", {"command": "cd {P} && .venv/bin/epyc-agent --root {R} hooks install"}, None),
+        ("Bash", {"command": "python3 -m epyc_agent agents install"}, {"command": "python3 -m epyc_agent agents list"}),
     ],
 )
 def test_protected_file_attack_denied_twin_allowed(tmp_path: Path, tool: str, attack: dict, twin: dict | None) -> None:

@@ -387,6 +387,13 @@ class BashCheck:
                 "Find the exact process with `pgrep -af PATTERN`, then `kill PID`.",
             )
             return
+        if self.guard.protected is not None and (what := _rewires_guards(cmd)):
+            self.add(
+                "bash",
+                f"`{_text(cmd)}` {what}: what guards this session is protected (hook settings, role "
+                "files); the agent may not run it, a person runs it outside the agent session",
+            )
+            return
         if name == "find":
             for i, w in enumerate(cmd.argv[:-1]):
                 if w.text in ("-fprint", "-fprint0", "-fls", "-fprintf"):
@@ -567,6 +574,24 @@ class BashCheck:
             )
         else:
             self.parsed.note(f"delete target {t!r} is known only at run time")
+
+
+REWIRING = {("hooks", "install"): "rewrites the hook settings", ("hooks", "uninstall"): "removes the hooks",
+            ("agents", "install"): "rewrites the role files"}
+
+
+def _rewires_guards(cmd: Cmd) -> str | None:
+    """What `epyc-agent hooks install|uninstall` or `agents install` (also as `python -m
+    epyc_agent`) would change: the CLI itself writes the protected files the parser cannot see."""
+    words = [w.text for w in cmd.argv]
+    if cmd.name.startswith("python") and "-m" in words[:-1]:
+        i = words.index("-m")
+        if words[i + 1].split(".")[0] != "epyc_agent":
+            return None
+        words = words[i + 1 :]
+    elif cmd.name != "epyc-agent":
+        return None
+    return next((REWIRING[p] for p in zip(words[1:], words[2:]) if p in REWIRING), None)
 
 
 def _foreign_proc(text: str) -> bool:

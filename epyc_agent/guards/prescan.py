@@ -23,6 +23,7 @@ RISKY = frozenset(
         "cp",
         "mv",
         "install",
+        "uninstall",  # `epyc-agent hooks uninstall`
         "ln",
         "mkdir",
         "touch",
