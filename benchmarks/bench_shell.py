@@ -1,8 +1,13 @@
-"""The shell library against the lab's `agent_log.sh`: 200 events from a script that sourced it.
+"""Ours against the lab's bash toolkit on the paths its users call in loops (issue #21).
 
-Whole processes (`bash script.sh`, sourcing included), paired and interleaved runs (ours, then
-upstream's, in alternating order) on the same box, median of each; prints the ratio ours/upstream.
-Target (issue #21): at most 1.0x.
+- The shell library: 200 events from a script that sourced it (`agent_log.sh` upstream).
+  Target: at most 1.0x.
+- `log analyze --tail 20` and `--commands` against `agent_log_analyze.sh` on the same
+  generated logs of 2,000 and 20,000 lines. Target: at most 0.5x; and `--tail 20` on a
+  1,000,000-event log, timed alone, with `python -c pass` (the interpreter's floor) beside it.
+
+Whole processes, paired and interleaved runs (ours, then upstream's, in alternating order) on
+the same box, median of each; prints the ratios ours/upstream.
 
 Upstream's scripts come from `$EPYC_UPSTREAM_DIR` (a checkout of pestopoppa/epyc-root) or a
 shallow `git clone` into a temp folder; when neither works the benchmark says so and skips (exit 0).
@@ -20,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from gen_log import generate
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 BIN = Path(sys.executable).parent / "epyc-agent"
@@ -27,6 +34,7 @@ UPSTREAM_GIT = "https://github.com/pestopoppa/epyc-root"
 EVENTS = 200
 RUNS = int(os.environ.get("BENCH_SHELL_RUNS", "7"))
 TARGET = 1.0
+ANALYZE_TARGET = 0.5
 
 BODY = """
 for i in $(seq 1 {n5}); do
@@ -66,13 +74,49 @@ def upstream_dir(tmp: Path) -> Path | None:
     return dest if (dest / "scripts/utils/agent_log.sh").is_file() else None
 
 
-def run(script: Path, env: dict[str, str]) -> float:
+def run(script: Path | list[str], env: dict[str, str]) -> float:
+    argv = ["bash", str(script)] if isinstance(script, Path) else script
     t = time.perf_counter()
-    r = subprocess.run(["bash", str(script)], env=env, capture_output=True)
+    r = subprocess.run(argv, env=env, capture_output=True)
     elapsed = time.perf_counter() - t
     if r.returncode:
-        raise SystemExit(f"{script.name} failed (exit {r.returncode}): {r.stderr.decode(errors='replace')[-500:]}")
+        raise SystemExit(f"{argv} failed (exit {r.returncode}): {r.stderr.decode(errors='replace')[-500:]}")
     return elapsed
+
+
+def paired(a: tuple, b: tuple) -> tuple[float, float]:
+    """Medians of RUNS interleaved runs of two (argv, env) commands, after one warm-up each."""
+    run(*a), run(*b)
+    ta: list[float] = []
+    tb: list[float] = []
+    for i in range(RUNS):
+        pair = [(a, ta), (b, tb)]
+        for cmd, acc in pair if i % 2 == 0 else reversed(pair):
+            acc.append(run(*cmd))
+    return statistics.median(ta), statistics.median(tb)
+
+
+def analyze_modes(up: Path, tmp: Path, base: dict[str, str]) -> list[dict]:
+    """`--tail 20` and `--commands`, ours vs upstream's, at 2,000 and 20,000 lines; tail at 1M."""
+    llm = tmp / "llm"
+    (llm / "tmp").mkdir(parents=True)  # upstream's mktemp lands under its LLM root
+    rows = []
+    for lines in (2_000, 20_000):
+        logs = tmp / f"logs-{lines}"
+        generate(str(logs), lines, 5)
+        ours_env = {**base, "EPYC_AGENT_LOG_DIR": str(logs), "HOME": str(tmp)}
+        up_env = {**base, "ORCHESTRATOR_PATHS_LLM_ROOT": str(llm), "ORCHESTRATOR_PATHS_LOG_DIR": str(logs)}
+        for mode in (["--tail", "20"], ["--commands"]):
+            ours = ([str(BIN), "log", "analyze", *mode], ours_env)
+            theirs = (["bash", str(up / "scripts/utils/agent_log_analyze.sh"), *mode], up_env)
+            m_ours, m_up = paired(ours, theirs)
+            rows.append({"mode": " ".join(mode), "lines": lines, "ours_ms": m_ours * 1e3, "upstream_ms": m_up * 1e3})
+    big = tmp / "logs-1m"
+    generate(str(big), 1_000_000, 5)
+    env = {**base, "EPYC_AGENT_LOG_DIR": str(big), "HOME": str(tmp)}
+    m_tail, m_floor = paired(([str(BIN), "log", "analyze", "--tail", "20"], env), ([sys.executable, "-c", "pass"], env))
+    rows.append({"mode": "--tail 20", "lines": 1_000_000, "ours_ms": m_tail * 1e3, "floor_ms": m_floor * 1e3})
+    return rows
 
 
 def count_lines(folder: Path) -> int:
@@ -114,6 +158,7 @@ def main(argv: list[str]) -> int:
             for script, env, acc in pair if i % 2 == 0 else reversed(pair):
                 acc.append(run(script, env))
         n_ours, n_up = count_lines(ours_root), count_lines(up_logs)
+        rows = analyze_modes(up, tmp, base)
     m_ours, m_up = statistics.median(t_ours), statistics.median(t_up)
     ratio = m_ours / m_up
     ok = ratio <= TARGET
@@ -121,6 +166,19 @@ def main(argv: list[str]) -> int:
     print(f"  ours      {m_ours * 1000:8.1f} ms  ({m_ours / EVENTS * 1e6:6.0f} us/event)  lines written {n_ours}")
     print(f"  upstream  {m_up * 1000:8.1f} ms  ({m_up / EVENTS * 1e6:6.0f} us/event)  lines written {n_up}")
     print(f"  ratio ours/upstream {ratio:.2f}x  (target <= {TARGET:.1f}x)  {'ok' if ok else 'MISSED'}")
+    print(f"log analyze, whole process, median of {RUNS} paired runs (target <= {ANALYZE_TARGET:.1f}x upstream)")
+    for r in rows:
+        if "upstream_ms" in r:
+            r["ratio"] = r["ours_ms"] / r["upstream_ms"]
+            print(
+                f"  {r['mode']:<11} {r['lines']:>9,} lines  ours {r['ours_ms']:6.1f} ms  "
+                f"upstream {r['upstream_ms']:6.1f} ms  ratio {r['ratio']:.2f}x"
+            )
+        else:
+            print(
+                f"  {r['mode']:<11} {r['lines']:>9,} lines  ours {r['ours_ms']:6.1f} ms  "
+                f"(python -c pass {r['floor_ms']:.1f} ms; target < 50 ms)"
+            )
     result = {
         "events": EVENTS,
         "runs": RUNS,
@@ -129,9 +187,12 @@ def main(argv: list[str]) -> int:
         "ratio": ratio,
         "target": TARGET,
         "ok": ok,
+        "analyze": rows,
     }
+    analyze_ok = all(r["ratio"] <= ANALYZE_TARGET if "ratio" in r else r["ours_ms"] < 50 for r in rows)
+    result["analyze_ok"] = analyze_ok
     (HERE / "results" / "shell.json").write_text(json.dumps(result, indent=2) + "\n")
-    return 0 if ok else 1
+    return 0 if ok and analyze_ok else 1
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-"""Entry point. The hook and the one-line log verbs run once per agent action, so they
-skip click entirely (a whole process must stay under ~35-60 ms on the lab's VMs);
-everything else goes through the click CLI.
+"""Entry point. The hook and the one-line log verbs run once per agent action (and `log
+analyze --tail/--commands` in users' loops), so they skip click entirely (a whole process
+must stay under ~35-60 ms on the lab's VMs); everything else goes through the click CLI.
 """
 
 from __future__ import annotations
@@ -26,6 +26,11 @@ def _fast_path(args: list[str]):  # noqa: ANN202 - returns a thunk or None
         from .hooks import fastpath
 
         return fastpath.main
+    if args[:2] == ["log", "analyze"]:
+        from . import quickanalyze
+
+        parsed = quickanalyze.parse(args[2:])
+        return None if parsed is None else lambda: quickanalyze.main(*parsed)
     if args[0] == "log" and len(args) >= 2 and not (len(args) > 2 and args[2].startswith("--")):
         from .events.verbs import VERBS
 

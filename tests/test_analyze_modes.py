@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -12,6 +15,7 @@ from conftest import run_cli
 
 from epyc_agent.analyze import aggregate, listing
 from epyc_agent.analyze.filters import Query, parse_time
+from epyc_agent.analyze.scan import TS
 from epyc_agent.errors import EpycAgentError
 
 NO_FILTERS = {"since": None, "until": None, "agent": None, "session": None, "level": None}
@@ -184,18 +188,23 @@ def test_session_mode_merges_agents_in_time_order(log_dir: Path) -> None:
     assert (d["agents"], d["events"][1]["where"]) == (["a", "b"], f"{log_dir}/agent_audit-b.log:1")
 
 
-def test_tail_and_timeline_read_backwards_with_line_numbers(log_dir: Path) -> None:
-    """The last N events across shards, merged, with exact file:line even deep in a big shard."""
+def test_tail_and_timeline_read_backwards_with_line_numbers_from_the_end(log_dir: Path) -> None:
+    """The last N events across shards, merged, with exact file:line counted from the end
+    (-1 is the last line), whatever the chunk size."""
     b = LogBuilder(log_dir)
     for n in range(3000):
         b.event("a", "s", "OBSERVE", f"a{n}", n, details="x" * 100)
     b.event("b", "s", "OBSERVE", "b-late", 2998.5)
     d = listing.tail(str(log_dir), 3, Query())
     assert [(e["msg"], e["where"]) for e in d["events"]] == [
-        ("a2998", f"{log_dir}/agent_audit-a.log:2999"),
-        ("b-late", f"{log_dir}/agent_audit-b.log:1"),
-        ("a2999", f"{log_dir}/agent_audit-a.log:3000"),
+        ("a2998", f"{log_dir}/agent_audit-a.log:-2"),
+        ("b-late", f"{log_dir}/agent_audit-b.log:-1"),
+        ("a2999", f"{log_dir}/agent_audit-a.log:-1"),
     ]
+    lines = (log_dir / "agent_audit-a.log").read_bytes().splitlines()
+    deep = listing.tail(str(log_dir), 2500, Query(agent="a"))["events"][0]  # several chunks back
+    assert deep["msg"] == "a500" and deep["where"].endswith(":-2500")
+    assert b'"msg":"a500"' in lines[-2500]
     t = listing.timeline(str(log_dir), 3, Query())
     assert [e["gap_s"] for e in t["events"]] == [None, 0.5, 0.5]
     assert (t["span_s"], t["sessions"]) == (1.0, ["s"])
@@ -312,3 +321,53 @@ def test_worker_processes_give_the_same_answers(log_dir: Path, monkeypatch: pyte
     monkeypatch.setattr("multiprocessing.context.ForkContext.Pool", lambda self, n: counting_pool(n))
     assert everything() == serial
     assert calls == [3] * 7  # one worker per shard
+
+
+def test_tail_agrees_with_a_full_read(tmp_path: Path) -> None:
+    """On a generated mixed log (v1, old formats, corrupt lines, 5 shards), --tail N is the last
+    N events of a full read in the same order, each `file:-K` the same line as the full read's."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from gen_log import generate
+
+    d = tmp_path / "logs"
+    generate(str(d), 30_000, 5, seed=3)
+    every = listing.collect_part  # the full read, shard by shard
+    full = sorted(
+        (i for p in sorted(d.glob("agent_audit*.log")) for i in every(str(p), Query())[0]),
+        key=lambda i: i[TS],
+    )
+    totals = {str(p): len(p.read_bytes().splitlines()) for p in d.glob("agent_audit*.log")}
+    for n in (1, 20, 5000):
+        got = listing.tail(str(d), n, Query())["events"]
+        want = [listing.render_event(i) for i in full[-n:]]
+        assert [{**e, "where": None} for e in got] == [{**e, "where": None} for e in want]
+        for g, w in zip(got, want, strict=True):
+            file, line = w["where"].rsplit(":", 1)
+            assert g["where"] == f"{file}:{int(line) - totals[file] - 1}"
+
+
+@pytest.mark.parametrize(
+    ("fast", "slow"),
+    [
+        (["--tail", "7"], ["--tail=7"]),
+        (["--tail", "7", "--json"], ["--json", "--tail=7"]),
+        (["--commands", "--limit", "2"], ["--commands", "--limit=2"]),
+        (["--json", "--commands"], ["--commands", "--json", "--limit=50"]),
+    ],
+)
+def test_fast_tail_and_commands_print_what_click_prints(log_dir: Path, fast: list[str], slow: list[str]) -> None:
+    """`log analyze --tail N` / `--commands` skip click (the `--opt=value` form goes through
+    it): same output, and click is never imported on the fast path."""
+    build(log_dir)
+    env = {"EPYC_AGENT_LOG_DIR": str(log_dir)}
+    a, b = run_cli("log", "analyze", *fast, env=env), run_cli("log", "analyze", *slow, env=env)
+    assert (a.returncode, a.stdout, a.stderr) == (b.returncode, b.stdout, b.stderr)
+    assert a.stdout.strip()
+    probe = (
+        "import sys; from epyc_agent.__main__ import main; rc = main(sys.argv[1:]); "
+        "sys.stdout.flush(); assert 'click' not in sys.modules, 'click imported'; sys.exit(rc)"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", probe, "log", "analyze", *fast], env={**os.environ, **env}, capture_output=True
+    )
+    assert r.returncode == 0, r.stderr

@@ -142,31 +142,20 @@ def session(log_dir: str, q: Query) -> dict[str, Any]:
 # --- the last N events ------------------------------------------------------------------------
 
 
-def _count_newlines(f: Any, end: int) -> int:
-    f.seek(0)
-    n, left = 0, end
-    while left > 0:
-        b = f.read(min(1 << 22, left))
-        if not b:
-            break
-        n += b.count(b"\n")
-        left -= len(b)
-    return n
-
-
 def tail_shard(path: str, n: int, q: Query) -> list[Item]:
-    """The last `n` items of a shard that pass `q`, read backwards in growing chunks."""
+    """The last `n` items of a shard that pass `q`, read backwards in growing chunks. Their
+    line numbers count from the end (-1 is the last line): counting from the start would read
+    the whole shard, and `tail -n K FILE | head -1` finds the line as well."""
     agent, st = agent_of(path), ReadStats()
     try:
         f = open(path, "rb")  # noqa: SIM115
     except OSError:
         return []
+    out: list[Item] = []  # newest round first
     with f:
         pos = f.seek(0, os.SEEK_END)
-        carry, chunk = b"", 1 << 16
-        rounds: list[tuple[list[Item], int]] = []  # newest round first: (items numbered 1.., line count)
-        got = 0
-        while pos > 0 and got < n:
+        carry, chunk, after = b"", 1 << 16, 0  # after: lines in the newer rounds
+        while pos > 0 and len(out) < n:
             start = max(0, pos - chunk)
             f.seek(start)
             data = f.read(pos - start) + carry
@@ -177,14 +166,10 @@ def tail_shard(path: str, n: int, q: Query) -> list[Item]:
             else:
                 carry = b""
             lines = data.splitlines(keepends=True)
+            last = len(lines) + after + 1
             items = [i for i in parse_lines(lines, 1, path, agent, st, q.prefilter()) if q.keep(i)]
-            rounds.append((items, len(lines)))
-            got += len(items)
-        base = _count_newlines(f, pos + len(carry))
-    out: list[Item] = []
-    for items, nlines in reversed(rounds):  # oldest first: fix line numbers
-        out += [(*i[:LINE], i[LINE] + base, *i[LINE + 1 :]) for i in items]
-        base += nlines
+            out = [(*i[:LINE], i[LINE] - last, *i[LINE + 1 :]) for i in items] + out
+            after += len(lines)
     return out[-n:]
 
 

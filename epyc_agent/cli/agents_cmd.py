@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
+from ..output import echo, emit_json, kv, table
 from ..roles import definitions
 from . import obj
-from .output import echo, emit_json, kv, table
 
 DIR_OPTION = click.option(
     "--dir",

@@ -1,7 +1,7 @@
 """`epyc-agent log analyze` (the old agent_log_analyze.sh modes) and `epyc-agent log tail`.
 
 Thin adapters: parse options into a `Query`, call one library function, print
-its data as JSON (`--json`) or through `analyze_render`.
+its data as JSON (`--json`) or through `analyze.render`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from ..errors import EXIT_FINDINGS, EpycAgentError, SessionError
+from ..output import print_json
 from . import obj
 
 MODES = ("summary", "loops", "errors", "sessions", "commands", "files", "rollbacks")
@@ -41,14 +42,6 @@ def _query(since: str | None, until: str | None, agent: str | None, session: str
         session=session,
         levels=parse_levels(level) if level else None,
     )
-
-
-def _print_json(data: Any) -> None:
-    import orjson
-
-    out = sys.stdout.buffer
-    out.write(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str) + b"\n")
-    out.flush()
 
 
 @click.command("analyze")
@@ -98,8 +91,7 @@ def analyze(
     **kw: Any,
 ) -> int:
     """Analyze the audit log (every shard and the old formats)."""
-    from ..analyze import aggregate, listing, loops, rollbacks
-    from . import analyze_render as render
+    from ..analyze import aggregate, listing, loops, render, rollbacks
 
     cfg = obj(ctx).config
     chosen = [m for m in MODES if kw.get(m)] + [m for m, v in (("timeline", timeline), ("tail", tail)) if v]
@@ -155,7 +147,7 @@ def analyze(
     else:
         data = rollbacks.rollbacks(log_dir, q)
     if as_json:
-        _print_json(data)
+        print_json(data)
     else:
         render.RENDERERS[mode](data)
     return rc
@@ -181,8 +173,7 @@ def tail(
     as_json: bool,
 ) -> int:
     """The last events of all shards, merged; with --follow, new ones as they are written."""
-    from ..analyze import listing
-    from . import analyze_render as render
+    from ..analyze import listing, render
 
     cfg = obj(ctx).config
     q = _query(since, until, agent, session_id, level)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
+from ..output import echo, emit_json, table
 from . import obj
-from .output import echo, emit_json, table
 
 
 @click.group()

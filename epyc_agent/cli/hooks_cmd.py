@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import click
 
+from ..output import echo, emit_json, status, table
 from . import obj
-from .output import echo, emit_json, status, table
 
 
 @click.command()

@@ -9,8 +9,8 @@ from typing import Any
 import click
 
 from ..errors import EXIT_FINDINGS, EXIT_OK, EpycAgentError
+from ..output import echo, emit_json, kv, paint, table, warn
 from . import obj
-from .output import echo, emit_json, kv, paint, table, warn
 
 
 @click.group()

@@ -9,8 +9,8 @@ import click
 
 from .. import sessions
 from ..errors import SessionError
+from ..output import echo, emit_json, kv, table
 from . import obj
-from .output import echo, emit_json, kv, table
 
 
 @click.group()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
+from ..output import echo, emit_json, status, table
 from ..storage import guard_for
 from . import obj
-from .output import echo, emit_json, status, table
 
 
 @click.group()

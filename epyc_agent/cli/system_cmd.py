@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
+from ..output import echo, emit_json, kv, status, table
 from . import obj
-from .output import echo, emit_json, kv, status, table
 
 
 @click.group()

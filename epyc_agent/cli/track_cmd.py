@@ -11,8 +11,8 @@ from typing import Any
 
 import click
 
+from ..output import echo, emit_json, kv, table
 from . import obj
-from .output import echo, emit_json, kv, table
 
 
 @click.group()

@@ -576,8 +576,11 @@ class BashCheck:
             self.parsed.note(f"delete target {t!r} is known only at run time")
 
 
-REWIRING = {("hooks", "install"): "rewrites the hook settings", ("hooks", "uninstall"): "removes the hooks",
-            ("agents", "install"): "rewrites the role files"}
+REWIRING = {
+    ("hooks", "install"): "rewrites the hook settings",
+    ("hooks", "uninstall"): "removes the hooks",
+    ("agents", "install"): "rewrites the role files",
+}
 
 
 def _rewires_guards(cmd: Cmd) -> str | None:
@@ -591,7 +594,7 @@ def _rewires_guards(cmd: Cmd) -> str | None:
         words = words[i + 1 :]
     elif cmd.name != "epyc-agent":
         return None
-    return next((REWIRING[p] for p in zip(words[1:], words[2:]) if p in REWIRING), None)
+    return next((REWIRING[p] for p in zip(words[1:], words[2:], strict=False) if p in REWIRING), None)
 
 
 def _foreign_proc(text: str) -> bool:

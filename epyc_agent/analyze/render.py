@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .output import echo, kv, paint, status, table, use_color
+from ..output import echo, kv, paint, status, table, use_color
 
 __all__ = ["RENDERERS", "event_line", "use_color"]
 
