@@ -114,6 +114,13 @@ SECTIONS: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "burst": (_is_int, 30),
         "burst_window_s": (_is_num, 60.0),
         "churn": (_is_int, 3),
+        "cycle": (_is_int, 3),
+        "mistake_streak": (_is_int, 3),
+        "compaction_loop": (_is_int, 3),
+        "text_loop": (_is_int, 3),
+        "text_repeat": (_is_int, 5),
+        "exempt": (_is_str_list, []),
+        "warn": (_is_bool, True),
     },
 }
 

@@ -123,6 +123,13 @@ def test_loops_cli_json_exit_code_and_config(log_dir: Path, root: Path) -> None:
         "burst": 30,
         "burst_window_s": 60.0,
         "churn": 3,
+        "cycle": 3,
+        "mistake_streak": 3,
+        "compaction_loop": 3,
+        "text_loop": 3,
+        "text_repeat": 5,
+        "exempt": [],
+        "warn": True,
     }
     cfg = root.parent / "epyc-agent.yaml"
     cfg.write_text("loops:\n  retry_storm: 5\n")

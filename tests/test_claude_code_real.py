@@ -165,3 +165,14 @@ def test_garbage_and_huge_tool_input_never_break_the_session(lab: Lab) -> None:
     assert (lab.root / "big.txt").stat().st_size == 3_000_000
     assert not [e for e in run.events() if e["cat"] == "ERROR" and "hook failed" in e["msg"]]
     assert json.dumps(run.of("FILE_MODIFY")).count("big.txt") >= 1
+
+
+def test_mistake_streak_warning_reaches_the_model(lab: Lab) -> None:
+    """Three different failing calls in a row: the model is told so after the third, by
+    PostToolUseFailure's additionalContext, as the real CLI delivers it."""
+    calls = [tool("Bash", command=f"ls /nonexistent-epyc-{i}", description="look") for i in ("a", "b", "c")]
+    run = lab.run([[c] for c in calls] + [[text("I will diagnose.")]])
+    assert run.proc.returncode == 0, run.proc.stderr
+    seen = run.api.seen_text()
+    assert "epyc-agent loop check: your last 3 calls all failed" in seen, seen[-2000:]
+    assert seen.count("epyc-agent loop check") == 1

@@ -92,12 +92,17 @@ class Query:
         self.marks.append(tuple(re.compile(p) for p in patterns))
         self.trivial = False
 
-    def with_cats(self, *cats: str) -> Query:
-        """A copy limited to these categories."""
+    def with_cats(self, *cats: str, also: dict[str, bytes] | None = None) -> Query:
+        """A copy limited to these categories, and to the lines of category C matching the
+        byte regex `also[C]` (`{"OBSERVE": rb'"hook":"Stop"'}`: only some of a common category)."""
         q = copy.copy(self)
         q.marks = list(self.marks)
-        q.add_mark(b'"cat":"(?:' + b"|".join(c.encode() for c in cats) + b')"')
-        q.cats = frozenset(c.encode() for c in cats)
+        also = also or {}
+        q.add_mark(
+            b'"cat":"(?:' + b"|".join(c.encode() for c in cats if c not in also) + b')"',
+            *(b'"cat":"' + c.encode() + b'".*' + rx for c, rx in also.items()),
+        )
+        q.cats = frozenset(c.encode() for c in (*cats, *also))
         return q
 
     def select(self, lines: list[bytes]) -> list[int] | None:

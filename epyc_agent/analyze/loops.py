@@ -20,6 +20,16 @@ order that agent wrote it, and the patterns are about runs:
   consecutive visits at most CHURN_GAP other modifications apart. Editing a file
   several times in one go is one visit; A,B,A,B,A within a few edits is churn.
 
+* cycle - a cycle of 3 to 6 calls (A,B,C,A,B,C,...) repeated N+ times (default 3); a
+  shorter period is the repeat or alternation pattern, a file modification ends it.
+* mistake_streak - N+ consecutive failing calls (default 3), not all the same call (that is
+  a retry storm); a success ends it.
+* compaction_loop - N+ compactions (default 3) with no call or file change in between.
+* text_loop - the assistant's text (digested at Stop by the hook) the same N+ times in a row
+  (default 3) with no call in between, or one sentence repeated N+ times within one message
+  (default 5, `text_repeat`).
+
+Calls whose tool or command is in `exempt` (polling, scrolling) neither count nor break a run.
 "In a row" counts commands (CMD_RESULT events); other categories do not break
 runs. Calls are compared on the hook's call identity (`data.call_id`: the tool and
 all its arguments, so one Grep pattern over two globs is two calls) when the event
@@ -41,9 +51,24 @@ from .filters import Query
 from .normalize import normalize, result_text
 from .scan import AGENT, CAT, FILE, LINE, SES, TS, Item, event, map_shards, scan_shard, text
 
-DEFAULTS = {"retry_storm": 3, "repeat": 4, "alternation": 6, "burst": 30, "burst_window_s": 60.0, "churn": 3}
+DEFAULTS: dict[str, Any] = {
+    "retry_storm": 3,
+    "repeat": 4,
+    "alternation": 6,
+    "burst": 30,
+    "burst_window_s": 60.0,
+    "churn": 3,
+    "cycle": 3,
+    "mistake_streak": 3,
+    "compaction_loop": 3,
+    "text_loop": 3,
+    "text_repeat": 5,
+    "exempt": [],
+}
+CYCLE_MIN, CYCLE_MAX = 3, 6  # period 1 is `repeat`, 2 is `alternation`
 CHURN_GAP = 5
 MAX_LINES = 100
+HOOK_MARK = rb'"hook":"(?:PreCompact|Stop)"'  # the OBSERVE events the loop detectors read
 REVERT_ACTIONS = frozenset({"revert", "undo", "restore", "reset", "rollback", "checkout"})
 
 Ref = tuple[bytes, str, int]  # ts, file, line
@@ -106,6 +131,16 @@ class Stream:
         self.last_path: str | None = None
         self.n_mod = 0
         self.files: dict[str, list[Any]] = {}  # path -> [run, last kind, last modify index]
+        self.exempt = frozenset(th["exempt"])
+        self.hist: deque[tuple[str, Ref, str]] = deque(maxlen=CYCLE_MAX * int(th["cycle"]))
+        self.periodic = [0] * (CYCLE_MAX + 1)  # p -> calls in a row equal to the call p before
+        self.cyc: _Run | None = None
+        self.cyc_len = 0
+        self.streak: _Run | None = None
+        self.streak_ids: set[str] = set()
+        self.compacts: _Run | None = None
+        self.text: _Run | None = None
+        self.text_digest: str | None = None
 
     # -- findings ----------------------------------------------------------------------
     def _emit(self, pattern: str, run: _Run, subject: str, suggestion: str) -> None:
@@ -182,13 +217,113 @@ class Stream:
                 "settle on one version and write down why before editing it again",
             )
 
+    def _close_cycle(self) -> None:
+        r, self.cyc = self.cyc, None
+        if r is not None:
+            self._emit(
+                "cycle",
+                r,
+                r.subject,
+                f"the same {self.cyc_len} calls repeat in a cycle ({r.n} calls): "
+                "the cycle makes no progress; stop, and change the approach",
+            )
+
+    def _close_streak(self) -> None:
+        r, self.streak = self.streak, None
+        if r is not None and r.n >= self.th["mistake_streak"] and len(self.streak_ids) > 1:
+            self._emit(
+                "mistake_streak",
+                r,
+                f"{r.n} failing calls in a row ({len(self.streak_ids)} different)",
+                "every recent call failed: stop and re-read the errors; the shared cause "
+                "(a wrong path, a missing build, a bad assumption) comes first",
+            )
+
+    def _close_compacts(self) -> None:
+        r, self.compacts = self.compacts, None
+        if r is not None and r.n >= self.th["compaction_loop"]:
+            self._emit(
+                "compaction_loop",
+                r,
+                f"{r.n} compactions",
+                "the context was compacted again and again with nothing done in between: "
+                "the task does not fit; split it or end the session with a summary",
+            )
+
+    def _close_text(self) -> None:
+        r, self.text, self.text_digest = self.text, None, None
+        if r is not None and r.n >= self.th["text_loop"]:
+            self._emit(
+                "text_loop",
+                r,
+                r.subject,
+                f"the assistant wrote the same text {r.n} times with no call in between: "
+                "it is talking in a loop; act on it or stop",
+            )
+
+    def _work(self) -> None:
+        """A call or a file change: compactions and assistant texts are no longer in a row."""
+        if self.compacts is not None:
+            self._close_compacts()
+        if self.text_digest is not None:
+            self._close_text()
+
+    def _cycle(self, norm: str, ref: Ref, raw_cmd: str) -> None:
+        h, per = self.hist, self.periodic
+        for p in range(1, CYCLE_MAX + 1):
+            per[p] = per[p] + 1 if len(h) >= p and h[-p][0] == norm else 0
+        h.append((norm, ref, raw_cmd))
+        if self.cyc is not None:
+            if per[self.cyc_len]:
+                self.cyc.add(ref)
+                return
+            self._close_cycle()
+        reps = int(self.th["cycle"])
+        period = next((p for p in range(1, CYCLE_MAX + 1) if per[p] >= p * (reps - 1)), 0)
+        if period >= CYCLE_MIN:
+            members = list(h)[-period * reps :]
+            names = " -> ".join(f"`{normalize(c)}`" for _, _, c in members[:period])
+            self.cyc, self.cyc_len = _Run(subject=names), period
+            for _, r, _ in members:
+                self.cyc.add(r)
+
+    def observe(self, it: Item) -> None:
+        """The hook's compaction and Stop events."""
+        data = event(it).get("data")
+        hook = data.get("hook") if data.__class__ is dict else None
+        ref: Ref = (it[TS], it[FILE], it[LINE])
+        if hook == "PreCompact":
+            if self.text_digest is not None:
+                self._close_text()
+            self.compacts = (self.compacts or _Run()).add(ref)
+        elif hook == "Stop" and isinstance(data.get("text_digest"), str):
+            digest = data["text_digest"]
+            repeats = data.get("sentence_repeats")
+            if repeats.__class__ is int and repeats >= self.th["text_repeat"]:
+                self._emit(
+                    "text_loop",
+                    _Run(ref),
+                    f"one sentence {repeats} times in one message",
+                    "the assistant repeated one sentence over and over in one message: "
+                    "it is stuck generating; stop and restate the task",
+                )
+            if digest != self.text_digest:
+                self._close_text()
+                self.text_digest, self.text = digest, _Run(subject=f"text {digest}")
+            assert self.text is not None
+            self.text.add(ref)
+
     # -- events ----------------------------------------------------------------------------
     def command(self, it: Item) -> None:
         ev = event(it)
         raw_cmd = str(ev.get("cmd") or ev.get("msg") or "")
         data = ev.get("data")
-        call = data.get("call_id") if data.__class__ is dict else None
+        is_dict = data.__class__ is dict
+        call = data.get("call_id") if is_dict else None
         norm = call if call.__class__ is str else normalize(raw_cmd)
+        if self.exempt and ((is_dict and data.get("tool") in self.exempt) or normalize(raw_cmd) in self.exempt):
+            return  # polling or scrolling: neither a repeat nor the end of one
+        self._work()
         code = ev.get("exit_code")
         code = code if code.__class__ is int else None
         ref: Ref = (it[TS], it[FILE], it[LINE])
@@ -207,8 +342,17 @@ class Stream:
                 self._close_same()
         if self.same_first is None:
             self.same_first, self.same_key, self.same_code, self.same_details = ref, None, code, details
-        if not (data.__class__ is dict and data.get("interrupted") is True):  # a user's stop is no result
-            self._retry(norm, code is not None and code != 0, ref, raw_cmd)
+        if not (is_dict and data.get("interrupted") is True):  # a user's stop is no result
+            failed = code is not None and code != 0
+            self._retry(norm, failed, ref, raw_cmd)
+            if failed:
+                self.streak = (self.streak or _Run()).add(ref)
+                self.streak_ids.add(norm)
+            elif self.streak is not None:
+                self._close_streak()
+            if self.streak is None:
+                self.streak_ids.clear()
+        self._cycle(norm, ref, raw_cmd)
         # alternation: A,B,A,B,...
         p = self.prev
         cont = len(p) == 2 and norm == p[0][0] and norm != p[1][0]
@@ -250,7 +394,11 @@ class Stream:
     def modify(self, it: Item) -> None:
         self._close_same()  # re-running after a change is work, not a loop
         self._close_alt()
+        self._close_cycle()
+        self._work()
         self.prev.clear()
+        self.hist.clear()
+        self.periodic = [0] * (CYCLE_MAX + 1)
         ev = event(it)
         path = str(ev.get("path") or ev.get("msg") or "")
         action = str(ev.get("action") or "edit").lower()
@@ -280,6 +428,10 @@ class Stream:
         self._close_same()
         self._close_alt()
         self._close_burst()
+        self._close_cycle()
+        self._close_streak()
+        self._close_compacts()
+        self._close_text()
         for p in list(self.files):
             self._close_churn(p)
         self.files.clear()
@@ -299,8 +451,10 @@ def _loops_part(path: str, q: Query, th: dict[str, Any]) -> tuple[list[dict[str,
                 s = streams[(it[SES], it[AGENT])] = Stream(it[SES], it[AGENT], th, out)
             if it[CAT] == b"CMD_RESULT":
                 s.command(it)
-            else:
+            elif it[CAT] == b"FILE_MODIFY":
                 s.modify(it)
+            else:
+                s.observe(it)
     for s in streams.values():
         s.close()
     return out, st
@@ -315,7 +469,8 @@ def thresholds(config_loops: dict[str, Any] | None = None, **overrides: Any) -> 
 def find_loops(log_dir: str, q: Query, th: dict[str, Any]) -> dict[str, Any]:
     """All findings, oldest first, with the thresholds used."""
     st = ReadStats()
-    parts = map_shards(_loops_part, shard_files(log_dir), q.with_cats("CMD_RESULT", "FILE_MODIFY"), th, stats=st)
+    wanted = q.with_cats("CMD_RESULT", "FILE_MODIFY", also={"OBSERVE": HOOK_MARK})
+    parts = map_shards(_loops_part, shard_files(log_dir), wanted, th, stats=st)
     findings = sorted((f for p in parts for f in p), key=lambda f: (f["first"], f["session"], f["pattern"]))
     by: dict[str, int] = {}
     for f in findings:

@@ -514,6 +514,16 @@ def _post_tool(h: Hook) -> str:
         outcome = None if failed and interrupted else failed  # the user stopping a command is not it failing
         key = command_key(ti["command"])
         state.settle_call(h.cfg.log_dir, h.session, use_id if isinstance(use_id, str) else None, key, outcome, summary)
+    loops = h.cfg.loops
+    if loops["warn"] and h.session and not interrupted:
+        n = state.note_outcome(h.cfg.log_dir, h.session, pl.call_id(tool, ti), failed, loops["mistake_streak"])
+        if n:
+            return _out(
+                event,
+                additionalContext=f"epyc-agent loop check: your last {n} calls all failed, with different "
+                "calls. Stop and re-read the errors: find their shared cause (a wrong path, a missing build, "
+                "a bad assumption) before the next call.",
+            )
     return ""
 
 
@@ -542,7 +552,8 @@ def _prompt(h: Hook) -> str:
         data=h.data("UserPromptSubmit", length=len(text), prompt_head=text[:PROMPT_CHARS]),
     )
     h.end_turn()  # also after an interrupt (Esc), where Stop does not fire
-    return ""
+    warning = state.take_warning(h.cfg.log_dir, h.session) if h.session and h.cfg.loops["warn"] else ""
+    return _out("UserPromptSubmit", additionalContext=warning) if warning else ""
 
 
 def _pre_compact(h: Hook) -> str:
@@ -573,10 +584,35 @@ def _simple(h: Hook) -> str:
         text = "compaction summariser stopped"
     else:
         text = msg.get(event) or (f"notification: {h.p.get('message')}" if event == "Notification" else event)
-    h.log.event("OBSERVE", text, data=h.data(event, **({"compaction": True} if h.summariser else {})))
+    facts = _text_facts(h) if event == "Stop" and not h.summariser else {}
+    h.log.event("OBSERVE", text, data=h.data(event, **({"compaction": True} if h.summariser else facts)))
     if event == "Stop":
         h.end_turn()
     return ""
+
+
+def _text_facts(h: Hook) -> dict[str, Any]:
+    """The digest of the assistant's last text; a text loop is saved as a warning for the next
+    prompt (Stop itself cannot add context without making the model go on)."""
+    from .assistant_text import latest_text, text_facts
+
+    facts = text_facts(latest_text(h.p))
+    loops = h.cfg.loops
+    if facts and h.session and loops["warn"]:
+        n = state.note_text(h.cfg.log_dir, h.session, facts["text_digest"])
+        if n >= loops["text_loop"] or facts["sentence_repeats"] >= loops["text_repeat"]:
+            what = (
+                f"the same answer {n} times in a row"
+                if n >= loops["text_loop"]
+                else (f"one sentence {facts['sentence_repeats']} times in one message")
+            )
+            state.save_warning(
+                h.cfg.log_dir,
+                h.session,
+                f"epyc-agent loop check: you wrote {what}, with no tool call in between. You are in a "
+                "loop: do not repeat it; act on the task, or say plainly what blocks you.",
+            )
+    return facts
 
 
 def _post_compact(h: Hook) -> str:

@@ -257,3 +257,59 @@ def _pending(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
     for u in [u for u, c in pending.items() if not isinstance(c, dict)]:
         del pending[u]
     return pending
+
+
+def note_outcome(log_dir: str, session: str, call: str, failed: bool, threshold: int) -> int:
+    """The mistake streak after this call: how many calls in a row failed, with at least two
+    different ones among them (all the same is the retry guard's case), once it reaches
+    `threshold`, else 0. A success that ends nothing writes nothing."""
+    now = load(log_dir, session)
+    if not failed and not now.get("streak") and not now.get("text"):
+        return 0
+    out = [0]
+
+    def change(data: dict[str, Any]) -> bool:
+        text = data.pop("text", None) is not None  # a call: the assistant's texts are no longer in a row
+        s = data.get("streak") if isinstance(data.get("streak"), dict) else {"n": 0, "calls": []}
+        if not failed:
+            return data.pop("streak", None) is not None or text
+        calls = [c for c in s.get("calls", []) if isinstance(c, str)][-8:]
+        s = {"n": int(s.get("n", 0)) + 1, "calls": calls if call in calls else [*calls, call]}
+        data["streak"] = s
+        out[0] = s["n"] if s["n"] >= threshold and len(s["calls"]) > 1 else 0
+        return True
+
+    update(log_dir, session, change)
+    return out[0]
+
+
+def note_text(log_dir: str, session: str, digest: str) -> int:
+    """How many assistant texts in a row (this one included) had this digest."""
+    out = [1]
+
+    def change(data: dict[str, Any]) -> bool:
+        t = data.get("text") if isinstance(data.get("text"), dict) else {}
+        n = int(t.get("n", 0)) + 1 if t.get("digest") == digest else 1
+        data["text"], out[0] = {"digest": digest, "n": n}, n
+        return True
+
+    update(log_dir, session, change)
+    return out[0]
+
+
+def take_warning(log_dir: str, session: str) -> str:
+    """A loop warning saved for the next prompt (and forgotten once given)."""
+    if not load(log_dir, session).get("warning"):
+        return ""
+    out = [""]
+
+    def change(data: dict[str, Any]) -> bool:
+        out[0] = str(data.pop("warning", "") or "")
+        return True
+
+    update(log_dir, session, change)
+    return out[0]
+
+
+def save_warning(log_dir: str, session: str, text: str) -> None:
+    update(log_dir, session, lambda data: data.update(warning=text) is None)
