@@ -150,16 +150,9 @@ def main(argv: list[str]) -> int:
         base = {k: v for k, v in os.environ.items() if not k.startswith(("EPYC_AGENT_", "AGENT_"))}
         env_ours = {**base, "EPYC_AGENT_BIN": str(BIN), "EPYC_AGENT_ROOT": str(ours_root), "HOME": str(tmp)}
         env_up = {**base, "ORCHESTRATOR_PATHS_LOG_DIR": str(up_logs), "HOME": str(tmp)}
-        t_ours: list[float] = []
-        t_up: list[float] = []
-        run(ours, env_ours), run(upstream, env_up)  # warm caches, check both work
-        for i in range(RUNS):
-            pair = [(ours, env_ours, t_ours), (upstream, env_up, t_up)]
-            for script, env, acc in pair if i % 2 == 0 else reversed(pair):
-                acc.append(run(script, env))
+        m_ours, m_up = paired((ours, env_ours), (upstream, env_up))
         n_ours, n_up = count_lines(ours_root), count_lines(up_logs)
         rows = analyze_modes(up, tmp, base)
-    m_ours, m_up = statistics.median(t_ours), statistics.median(t_up)
     ratio = m_ours / m_up
     ok = ratio <= TARGET
     print(f"shell library, {EVENTS} events + session start/end, whole process, median of {RUNS} paired runs")

@@ -13,7 +13,7 @@ import sys
 
 from .errors import EpycAgentError
 
-DEFAULT_LIMIT = 50  # the click option's default
+DEFAULT_LIMIT = 50  # also the click command's default
 
 
 def parse(args: list[str]) -> tuple[str, int, bool] | None:

@@ -73,6 +73,7 @@ def test_text_from_the_transcript_tail(tmp_path: Path) -> None:
         {"type": "assistant", "message": {"content": [{"type": "tool_use", "id": "t", "name": "Bash"}]}},
         {"type": "assistant", "message": {"content": [{"type": "text", "text": "last answer"}]}},
         {"type": "system", "subtype": "turn_duration"},
+        {"type": "assistant", "message": "not an object"},
     ]
     tr.write_text("".join(json.dumps(x) + "\n" for x in lines))
     assert latest_text({"transcript_path": str(tr)}) == "last answer"
@@ -131,3 +132,12 @@ def test_hook_warns_the_model_of_a_mistake_streak(tmp_path: Path) -> None:
         error="Exit code 2",
     )
     assert again == {}
+
+
+def test_sentences_are_counted_per_sentence_and_per_line() -> None:
+    """Lines end sentences too (a streamed line repeated without a full stop), case and spacing
+    are ignored, short fragments are not counted."""
+    assert text_facts("Checking the draft model again\n" * 6)["sentence_repeats"] == 6
+    assert text_facts("Checking the draft   model again. checking the DRAFT model again.")["sentence_repeats"] == 2
+    assert text_facts("Done.\nDone.\nDone.\nDone.\nDone.")["sentence_repeats"] == 0
+    assert text_facts("   ") == {}

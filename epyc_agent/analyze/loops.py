@@ -45,26 +45,14 @@ import calendar
 from collections import deque
 from typing import Any
 
+from ..config import SECTIONS
 from ..events.reader import ReadStats, shard_files
 from ..guards.retry import count_result
 from .filters import Query
 from .normalize import normalize, result_text
 from .scan import AGENT, CAT, FILE, LINE, SES, TS, Item, event, map_shards, scan_shard, text
 
-DEFAULTS: dict[str, Any] = {
-    "retry_storm": 3,
-    "repeat": 4,
-    "alternation": 6,
-    "burst": 30,
-    "burst_window_s": 60.0,
-    "churn": 3,
-    "cycle": 3,
-    "mistake_streak": 3,
-    "compaction_loop": 3,
-    "text_loop": 3,
-    "text_repeat": 5,
-    "exempt": [],
-}
+DEFAULTS: dict[str, Any] = {k: default for k, (_check, default) in SECTIONS["loops"].items()}
 CYCLE_MIN, CYCLE_MAX = 3, 6  # period 1 is `repeat`, 2 is `alternation`
 CHURN_GAP = 5
 MAX_LINES = 100
@@ -139,8 +127,7 @@ class Stream:
         self.streak: _Run | None = None
         self.streak_ids: set[str] = set()
         self.compacts: _Run | None = None
-        self.text: _Run | None = None
-        self.text_digest: str | None = None
+        self.text: _Run | None = None  # its subject is the text's digest
 
     # -- findings ----------------------------------------------------------------------
     def _emit(self, pattern: str, run: _Run, subject: str, suggestion: str) -> None:
@@ -229,12 +216,15 @@ class Stream:
             )
 
     def _close_streak(self) -> None:
-        r, self.streak = self.streak, None
-        if r is not None and r.n >= self.th["mistake_streak"] and len(self.streak_ids) > 1:
+        r, ids = self.streak, self.streak_ids
+        if r is None:
+            return
+        self.streak, self.streak_ids = None, set()
+        if r.n >= self.th["mistake_streak"] and len(ids) > 1:
             self._emit(
                 "mistake_streak",
                 r,
-                f"{r.n} failing calls in a row ({len(self.streak_ids)} different)",
+                f"{r.n} failing calls in a row ({len(ids)} different)",
                 "every recent call failed: stop and re-read the errors; the shared cause "
                 "(a wrong path, a missing build, a bad assumption) comes first",
             )
@@ -251,7 +241,7 @@ class Stream:
             )
 
     def _close_text(self) -> None:
-        r, self.text, self.text_digest = self.text, None, None
+        r, self.text = self.text, None
         if r is not None and r.n >= self.th["text_loop"]:
             self._emit(
                 "text_loop",
@@ -263,10 +253,8 @@ class Stream:
 
     def _work(self) -> None:
         """A call or a file change: compactions and assistant texts are no longer in a row."""
-        if self.compacts is not None:
-            self._close_compacts()
-        if self.text_digest is not None:
-            self._close_text()
+        self._close_compacts()
+        self._close_text()
 
     def _cycle(self, norm: str, ref: Ref, raw_cmd: str) -> None:
         h, per = self.hist, self.periodic
@@ -293,8 +281,7 @@ class Stream:
         hook = data.get("hook") if data.__class__ is dict else None
         ref: Ref = (it[TS], it[FILE], it[LINE])
         if hook == "PreCompact":
-            if self.text_digest is not None:
-                self._close_text()
+            self._close_text()
             self.compacts = (self.compacts or _Run()).add(ref)
         elif hook == "Stop" and isinstance(data.get("text_digest"), str):
             digest = data["text_digest"]
@@ -307,10 +294,9 @@ class Stream:
                     "the assistant repeated one sentence over and over in one message: "
                     "it is stuck generating; stop and restate the task",
                 )
-            if digest != self.text_digest:
+            if self.text is None or self.text.subject != f"text {digest}":
                 self._close_text()
-                self.text_digest, self.text = digest, _Run(subject=f"text {digest}")
-            assert self.text is not None
+                self.text = _Run(subject=f"text {digest}")
             self.text.add(ref)
 
     # -- events ----------------------------------------------------------------------------
@@ -348,10 +334,8 @@ class Stream:
             if failed:
                 self.streak = (self.streak or _Run()).add(ref)
                 self.streak_ids.add(norm)
-            elif self.streak is not None:
+            else:
                 self._close_streak()
-            if self.streak is None:
-                self.streak_ids.clear()
         self._cycle(norm, ref, raw_cmd)
         # alternation: A,B,A,B,...
         p = self.prev

@@ -13,6 +13,7 @@ import click
 
 from ..errors import EXIT_FINDINGS, EpycAgentError, SessionError
 from ..output import print_json
+from ..quickanalyze import DEFAULT_LIMIT
 from . import obj
 
 MODES = ("summary", "loops", "errors", "sessions", "commands", "files", "rollbacks")
@@ -64,7 +65,7 @@ def _query(since: str | None, until: str | None, agent: str | None, session: str
 @click.option(
     "--limit",
     type=click.IntRange(min=0),
-    default=50,
+    default=DEFAULT_LIMIT,
     show_default=True,
     help="Rows for --commands/--files, events for --errors (0 = all).",
 )

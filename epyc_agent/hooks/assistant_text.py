@@ -47,7 +47,8 @@ def _from_transcript(path: str) -> str:
             continue  # the cut first line, or one being written
         if not isinstance(line, dict) or line.get("type") != "assistant":
             continue
-        content = (line.get("message") or {}).get("content")
+        message = line.get("message")
+        content = message.get("content") if isinstance(message, dict) else None
         if isinstance(content, list):
             texts = [c.get("text") for c in content if isinstance(c, dict) and c.get("type") == "text"]
             text = "\n".join(t for t in texts if isinstance(t, str))
@@ -56,13 +57,17 @@ def _from_transcript(path: str) -> str:
     return ""
 
 
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
 def text_facts(text: str) -> dict[str, Any]:
     """A digest of the normalised text (case and spacing ignored) and how often its most
-    repeated sentence occurs; empty for no text."""
-    norm = " ".join(text.lower().split())
+    repeated sentence (or line) occurs; empty for no text."""
+    norm = _norm(text)
     if not norm:
         return {}
-    sentences = Counter(s.strip() for s in SENTENCE.findall(norm) if len(s.strip()) >= MIN_SENTENCE)
+    sentences = Counter(s for s in map(_norm, SENTENCE.findall(text)) if len(s) >= MIN_SENTENCE)
     top = sentences.most_common(1)
     return {
         "text_digest": digest(norm),

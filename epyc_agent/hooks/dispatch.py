@@ -491,6 +491,7 @@ def _post_tool(h: Hook) -> str:
             summary = "".join(str(resp.get(k) or "") for k in ("stdout", "stderr"))[:OUTPUT_CHARS]
         else:
             summary = str(resp or "")[:OUTPUT_CHARS]
+    call = pl.call_id(tool, p.get("tool_input"))
     h.log.event(
         "CMD_RESULT",
         label,
@@ -503,7 +504,7 @@ def _post_tool(h: Hook) -> str:
             event,
             tool=tool,
             tool_use_id=p.get("tool_use_id"),
-            call_id=pl.call_id(tool, p.get("tool_input")),
+            call_id=call,
             outcome="interrupted" if interrupted else "failed" if failed else "ok",
             **({"interrupted": True} if interrupted else {}),
         ),
@@ -516,7 +517,7 @@ def _post_tool(h: Hook) -> str:
         state.settle_call(h.cfg.log_dir, h.session, use_id if isinstance(use_id, str) else None, key, outcome, summary)
     loops = h.cfg.loops
     if loops["warn"] and h.session and not interrupted:
-        n = state.note_outcome(h.cfg.log_dir, h.session, pl.call_id(tool, ti), failed, loops["mistake_streak"])
+        n = state.note_outcome(h.cfg.log_dir, h.session, call, failed, loops["mistake_streak"])
         if n:
             return _out(
                 event,

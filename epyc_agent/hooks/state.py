@@ -312,4 +312,8 @@ def take_warning(log_dir: str, session: str) -> str:
 
 
 def save_warning(log_dir: str, session: str, text: str) -> None:
-    update(log_dir, session, lambda data: data.update(warning=text) is None)
+    def change(data: dict[str, Any]) -> bool:
+        data["warning"] = text
+        return True
+
+    update(log_dir, session, change)
