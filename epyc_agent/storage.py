@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from .config import Config
+    from .guards.host import HostRules
     from .guards.protect import Protected
 
 
@@ -91,6 +92,7 @@ class StorageGuard:
         self.root_resolved = os.path.realpath(self.root)
         self.allow = tuple(dict.fromkeys(os.path.realpath(os.fspath(a)) for a in allow))
         self.protected = protected  # files no tool call may change, even under the root
+        self.host: HostRules | None = None  # the lab's host rules, for a hook call (guards/host.py)
 
     def check(
         self, path: str | os.PathLike[str], cwd: str | os.PathLike[str] | None = None, follow: bool = True

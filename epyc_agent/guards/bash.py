@@ -15,6 +15,7 @@ import os
 
 from ..storage import is_under
 from .finding import Finding
+from .host import bench_edit, host_findings, kernel_path
 from .shell import Cmd, Parsed, Word
 
 TYPE_CHECKING = False
@@ -69,6 +70,27 @@ VALUE_OPTS: dict[str, tuple[str, frozenset[str]]] = {
         ("7z", "opwxi", ""),
         ("cpio", "DEFHIMORs", "--directory --file --format"),
         ("setfacl", "mMxX", "--modify --modify-file --remove --remove-file"),
+        (
+            "restic",
+            "rpoteHi",
+            "--repo --repository-file --password-file --password-command --option --target --exclude "
+            "--exclude-file --iexclude --include --host --cache-dir --tag --files-from --limit-upload "
+            "--limit-download --pack-size --compression --keep-last --keep-hourly --keep-daily --keep-weekly "
+            "--keep-monthly --keep-yearly --keep-within --keep-tag --parent --from-repo --from-password-file",
+        ),
+        (
+            "borg",
+            "eaP",
+            "--exclude --exclude-from --pattern --patterns-from --compression --comment --encryption "
+            "--keep-last --keep-hourly --keep-daily --keep-weekly --keep-monthly --keep-yearly --keep-within "
+            "--prefix --glob-archives --match-archives --remote-path --rsh --umask --lock-wait --timestamp",
+        ),
+        (
+            "rclone",
+            "",
+            "--config --exclude --exclude-from --include --include-from --filter --filter-from --log-file "
+            "--backup-dir --transfers --checkers --bwlimit --max-age --min-age --max-size --min-size --suffix",
+        ),
         (
             "tar",
             "fCbHKLNTgVX",
@@ -187,6 +209,8 @@ def write_targets(cmd: Cmd) -> list[Word]:
         return [_first(opts, "-d") or Word(".")]
     if name == "tar":
         return _tar_targets(args, opts)
+    if name in BACKUP_REPOS:
+        return BACKUP_REPOS[name](args, opts)
     if name in COMPRESSORS:  # each file is replaced by its (de)compressed twin, unless to stdout
         if any(o in opts for o in ("-c", "--stdout", "--to-stdout", "-t", "--test", "-l", "--list")):
             return []
@@ -266,6 +290,58 @@ def _tar_targets(args: list[Word], opts: dict[str, Word | None]) -> list[Word]:
     if create and archive is not None and archive.text != "-":
         out.append(archive)
     return out
+
+
+def _local(w: Word | None) -> Word | None:
+    """A backup location on this host (`local:/x`, `/x`, `dir`), not a remote (`s3:...`,
+    `sftp:host:/x`, `user@host:repo`)."""
+    if w is None:
+        return None
+    text = w.text.removeprefix("local:")
+    if ":" in text and not text.startswith(("/", "./", "../")):
+        return None
+    return Word(text, w.dynamic)
+
+
+def _restic_targets(args: list[Word], opts: dict[str, Word | None]) -> list[Word]:
+    """The repository restic writes (init, backup, forget, ...; an unnamed one comes from
+    $RESTIC_REPOSITORY), a restore's --target, a mount's mount point."""
+    verb = args[0].text if args else ""
+    out = [_first(opts, "--cache-dir")]
+    if verb in RESTIC_WRITES:
+        out.append(_local(_first(opts, "-r", "--repo")))
+    if verb == "restore":
+        out.append(_first(opts, "-t", "--target"))
+    if verb == "mount":
+        out += args[1:2]
+    return [w for w in out if w is not None]
+
+
+def _borg_targets(args: list[Word], opts: dict[str, Word | None]) -> list[Word]:
+    """`borg init|create|prune|... REPO[::ARCHIVE]`: the repository; `extract` writes the cwd."""
+    verb = args[0].text if args else ""
+    if verb == "extract":
+        return [Word(".")]
+    if verb not in BORG_WRITES or len(args) < 2:
+        return []
+    repo = _local(Word(args[1].text.split("::", 1)[0], args[1].dynamic))
+    return [repo] if repo is not None and repo.text else []
+
+
+def _rclone_targets(args: list[Word], opts: dict[str, Word | None]) -> list[Word]:
+    """`rclone copy|sync|move SRC DST`: a local DST (a remote is `name:path`)."""
+    verb = args[0].text if args else ""
+    if verb not in ("copy", "sync", "move", "copyto", "moveto", "bisync") or len(args) < 3:
+        return []
+    dst = args[-1]
+    return [] if ":" in dst.text.split("/", 1)[0] else [dst]
+
+
+def _backup(cmd: Cmd) -> bool:
+    """A backup tool, or tar creating an archive: its writes outside the root are `backup`'s."""
+    if cmd.name in ("restic", "borg", "rclone", "rsync"):
+        return True
+    return cmd.name == "tar" and any(o in split_args(cmd)[1] for o in ("-c", "--create"))
 
 
 def _recursive(cmd: Cmd) -> bool:
@@ -367,9 +443,12 @@ class BashCheck:
             self.findings.append(Finding(guard, reason, path))
 
     def command(self, cmd: Cmd) -> None:
+        name = cmd.name
+        if self.guard.host is not None and name:
+            for f in host_findings(cmd, self.guard.host, write_targets(cmd)):
+                self.add(f.guard, f.reason, f.path)
         for _op, target in cmd.redirects:
             self.write(cmd, target, "redirects output to")
-        name = cmd.name
         if not name:
             return
         if name.startswith(DEVICE_TOOLS):
@@ -508,17 +587,35 @@ class BashCheck:
         if paths is None:
             self.unplaced(cmd, w, verb)
             return
+        host = self.guard.host
         for path in paths:
             v = self.guard.check(path, cmd.cwd, follow)
-            if not v.allowed:
+            if host is not None and kernel_path(v.resolved or path):
+                continue  # a kernel setting, not storage: the privileged rule judges it
+            if v.allowed:
+                edit = bench_edit(v.resolved, host, f"`{_text(cmd)}` {verb}") if host is not None else None
+                if edit is not None:
+                    self.add(edit.guard, edit.reason, edit.path)
+                continue
+            if _backup(cmd):
+                if host is not None and host.allowed(cmd):
+                    continue
                 self.add(
-                    "bash",
-                    f"`{_text(cmd)}` {verb} {w.text}, {v.reason} (temp files: "
-                    f"{self.guard.root_resolved}/tmp). If the user really needs this path, ask them (it can be "
-                    "added to allow_write in the epyc-agent config).",
+                    "backup",
+                    f"`{_text(cmd)}` {verb} {w.text}, {v.reason.split('; ')[0]}: backups go under "
+                    f"{self.guard.root_resolved}/backups, or the operator adds the destination to allow_write "
+                    "in the epyc-agent config.",
                     v.resolved,
                 )
                 return
+            self.add(
+                "bash",
+                f"`{_text(cmd)}` {verb} {w.text}, {v.reason} (temp files: "
+                f"{self.guard.root_resolved}/tmp). If the user really needs this path, ask them (it can be "
+                "added to allow_write in the epyc-agent config).",
+                v.resolved,
+            )
+            return
 
     def static_part(self, w: Word) -> Word | None:
         """For `/etc/$f`: the folder known before run time, if no expansion could lead from it
@@ -609,6 +706,11 @@ def _foreign_proc(text: str) -> bool:
     )
 
 
+RESTIC_WRITES = frozenset({"init", "backup", "forget", "prune", "copy", "tag", "key", "migrate", "rebuild-index",
+                           "repair", "unlock", "rewrite"})  # fmt: skip
+BORG_WRITES = frozenset({"init", "rcreate", "create", "prune", "delete", "rdelete", "compact", "rename", "recreate",
+                         "upgrade", "key", "break-lock", "import-tar"})  # fmt: skip
+BACKUP_REPOS = {"restic": _restic_targets, "borg": _borg_targets, "rclone": _rclone_targets}
 SPLIT_IT = (
     "Write it as plain commands with literal paths under the storage root (one per line, no "
     "nested shells or constructs the guard cannot read), or ask the user to run it."

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from .finding import Finding
+from .host import bench_edit
 from .prescan import needs_parse
 
 TYPE_CHECKING = False
@@ -33,7 +34,8 @@ def check_edit(tool: str, tool_input: Mapping[str, Any], cwd: str | None, guard:
     path = edit_path(tool, tool_input)
     v = guard.check(path, cwd)
     if v.allowed:
-        return []
+        edit = bench_edit(v.resolved, guard.host, f"{tool} of") if guard.host is not None else None
+        return [edit] if edit is not None else []
     return [
         Finding(
             "storage",

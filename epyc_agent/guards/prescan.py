@@ -112,8 +112,38 @@ RISKY = frozenset(
         "chroot",
         "trap",
         "coproc",
+        # host operations and the lab's other rules (guards/host.py)
+        "pkexec",
+        "runuser",
+        "apt",
+        "apt-get",
+        "aptitude",
+        "dpkg",
+        "rpm",
+        "dnf",
+        "yum",
+        "zypper",
+        "snap",
+        "service",
+        "sysctl",
+        "reboot",
+        "shutdown",
+        "poweroff",
+        "halt",
+        "telinit",
+        "modprobe",
+        "insmod",
+        "rmmod",
+        "swapon",
+        "swapoff",
+        "llama-cli",
+        "llama-completion",
+        "restic",
+        "borg",
+        "rclone",
     }
 )
+PYTEST_WORKERS = re.compile(r"(?:^|[\s;&|(])(?:-n|--numprocesses)")  # with `pytest` in the command
 TIME_OUTPUT = re.compile(r"(?:^|[\s;&|(/])time\s+(?:-\S+\s+)*(?:-o|--output)")  # GNU time writes a file
 SAFE_REDIRECT_TARGETS = frozenset({"/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty"})
 MARKERS = ("`", "$(", "<(", ">(", "<<", "${")
@@ -125,6 +155,7 @@ def needs_parse(command: str) -> bool:
         return True
     return (
         _risky_word(command)
+        or ("pytest" in command or "py.test" in command) and PYTEST_WORKERS.search(command) is not None
         or (">" in command and not _redirects_harmless(command))
         or TIME_OUTPUT.search(command) is not None
     )

@@ -20,6 +20,7 @@ from ..config import load_config
 from ..errors import EpycAgentError
 from ..events.writer import AuditLog, ShardError
 from ..guards.check import EDIT_TOOLS, MalformedInput, check_bash, check_edit, check_worktree, edit_path
+from ..guards.host import HostRules
 from ..guards.retry import OVERRIDE, command_key, overridden, retry_finding
 from ..sessions import agent_id, session_file
 from ..storage import guard_for, is_under
@@ -289,6 +290,7 @@ class Hook:
         if g.get("allow_claude_dir", True):
             extra.append(os.path.join(home, ".claude"))
         guard = guard_for(self.cfg, extra)
+        guard.host = HostRules(g)
         if g.get("protect", "enforce") != "off":
             from ..guards.protect import protected_for
 
