@@ -29,6 +29,8 @@ HEAVY_PROGRAMS = (
     "llama-server",
     "llama-bench",
     "llama-cli",
+    "llama-completion",
+    "llama-mtmd-cli",
     "llama-speculative",
     "llama-perplexity",
     "llama-batched-bench",
@@ -259,18 +261,21 @@ def is_heavy(cmdline: list[str], prog: str, programs: set[str]) -> bool:
 
 
 def heavy_processes(programs: Iterable[str] = HEAVY_PROGRAMS) -> list[dict[str, Any]]:
-    """Other running llama.cpp tools (exact program name) and `epyc-agent track run`s."""
+    """Other running llama.cpp tools (exact program name) and `epyc-agent track run`s, anyone's,
+    that may run on our CPUs (one pinned to other CPUs does not disturb our figures)."""
     import psutil
 
     wanted, skip = set(programs), own_lineage()
+    ours = os.sched_getaffinity(0)
     found = []
-    for p in psutil.process_iter(["pid", "name", "cmdline"]):
+    for p in psutil.process_iter(["pid", "name", "cmdline", "cpu_affinity"]):
         info = p.info
         if info["pid"] in skip:
             continue
         cmdline = info.get("cmdline") or []
         prog = program_name(cmdline, info.get("name") or "")
-        if is_heavy(cmdline, prog, wanted):
+        cpus = info.get("cpu_affinity")  # None when unreadable: assume it may use ours
+        if is_heavy(cmdline, prog, wanted) and (not cpus or ours.intersection(cpus)):
             found.append({"pid": info["pid"], "program": prog, "cmdline": " ".join(info.get("cmdline") or [])[:200]})
     return found
 

@@ -274,31 +274,31 @@ def _record(
 
 
 def info(plan: RunPlan) -> dict[str, Any]:
-    """The tools used and their reported version; a llama-bench figure of the target model."""
+    """The tools used, their build (version line, sha256); a llama-bench figure of the target model."""
+    from ...system.builds import binaries_build
+
     bin_dir = plan.llama_cpp_bin or ""
-    tools = {
-        name: p
-        for name in (*PLAIN_TOOLS, *METHOD_TOOLS.values(), "llama-bench")
-        if os.path.isfile(p := os.path.join(bin_dir, name))
-    }
-    version = ""
-    if tools:
-        try:
-            p = subprocess.run(
-                [next(iter(tools.values())), "--version"], capture_output=True, text=True, timeout=30, env=tool_env()
-            )
-            version = (p.stdout + p.stderr).strip().splitlines()[0] if (p.stdout + p.stderr).strip() else ""
-        except (OSError, subprocess.TimeoutExpired):
-            pass
+    tools = used_tools(bin_dir)
+    build = binaries_build(bin_dir, tools)
     return {
         "backend": "binaries",
         "llama_cpp_bin": bin_dir,
         "tools": tools,
-        "llama_cpp_version": version,
+        "llama_cpp_version": build[0]["version"] if build else "",
+        "build": build,
         "numactl": shutil.which("numactl"),
         "omp_num_threads": 1,
         "llama_cpp_system_info": "",
         "bench": bench(plan) if "llama-bench" in tools else None,
+    }
+
+
+def used_tools(bin_dir: str) -> dict[str, str]:
+    """The llama.cpp tools of `bin_dir` a run may call, by name."""
+    return {
+        name: p
+        for name in (*PLAIN_TOOLS, *METHOD_TOOLS.values(), "llama-bench")
+        if os.path.isfile(p := os.path.join(bin_dir, name))
     }
 
 

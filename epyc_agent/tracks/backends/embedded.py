@@ -21,10 +21,12 @@ def info(plan: RunPlan) -> dict[str, Any]:
     from importlib.metadata import version
 
     from ...inference.model import system_info
+    from ...system.builds import embedded_build
 
     return {
         "backend": "embedded",
         "llama_cpp_python": version("llama-cpp-python"),
+        "build": embedded_build(),
         "llama_cpp_system_info": system_info(),
         "python": platform.python_version(),
         "n_batch": N_BATCH,
