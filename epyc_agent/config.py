@@ -102,6 +102,13 @@ SECTIONS: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "destructive": (_is_mode, "enforce"),
         "retry": (_is_mode, "enforce"),
         "protect": (_is_mode, "enforce"),
+        "privileged": (_is_mode, "enforce"),
+        "unbounded": (_is_mode, "enforce"),
+        "pytest_workers": (_is_mode, "enforce"),
+        "live_bench": (_is_mode, "enforce"),
+        "backup": (_is_mode, "enforce"),
+        "pytest_max_workers": (_is_int, 16),
+        "allow_commands": (_is_str_list, []),
         "retry_limit": (_is_int, 3),
         "fail_closed": (_is_bool, True),
         "allow_project_dir": (_is_bool, True),
@@ -122,6 +129,10 @@ SECTIONS: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "exempt": (_is_str_list, []),
         "warn": (_is_bool, True),
     },
+    "measurement": {  # a timed run refuses a llama.cpp build other than the pinned one
+        "llama_cpp_sha256": (_is_str_list, []),
+        "llama_cpp_version": (_is_str, ""),
+    },
 }
 
 
@@ -140,6 +151,7 @@ class Config:
         "disk",
         "guards",
         "loops",
+        "measurement",
         "config_file",
         "sources",
     )
@@ -154,6 +166,7 @@ class Config:
     disk: dict[str, Any]
     guards: dict[str, Any]
     loops: dict[str, Any]
+    measurement: dict[str, Any]
     config_file: str | None
     sources: dict[str, str]
 
