@@ -180,6 +180,7 @@ def run(
                 policies.paths_under_root(guard_for(cfg), paths),
                 policies.retry_budget(session_events(cfg, session), key, int(cfg.guards.get("retry_limit", 3))),
                 policies.rollback_plan(host_changes),
+                policies.pinned_build(cfg, plan),
             ]
         )
     )

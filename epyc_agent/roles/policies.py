@@ -171,6 +171,25 @@ def rollback_plan(host_changes: Iterable[dict[str, Any]]) -> Verdict:
     )
 
 
+def pinned_build(cfg: Config, plan: Any) -> Verdict:
+    """The llama.cpp build the run would measure is the one pinned in the config (if any)."""
+    from ..system.builds import build_for, pin_problem
+
+    build = build_for(plan)
+    why = pin_problem(cfg, build)
+    data = {"build": build}
+    if why:
+        return Verdict(
+            "safety-reviewer",
+            False,
+            f"not the pinned llama.cpp build: {why}; build the pinned one, or a person updates measurement "
+            "in the epyc-agent config",
+            data,
+        )
+    pinned = cfg.measurement.get("llama_cpp_sha256") or cfg.measurement.get("llama_cpp_version")
+    return Verdict("safety-reviewer", True, "the pinned llama.cpp build" if pinned else "no llama.cpp build pinned", data)
+
+
 def safety_review(verdicts: list[Verdict]) -> Verdict:
     """The gate: the first refusal, else one allow naming every check."""
     for v in verdicts:
