@@ -31,6 +31,7 @@ ROOT_ENVS = ("EPYC_AGENT_ROOT", "LLM_ROOT")  # the new name wins over the old to
 LOG_DIR_ENV = "EPYC_AGENT_LOG_DIR"
 BIN_ENV = "EPYC_AGENT_LLAMA_CPP_BIN"
 GUARD_MODES = ("enforce", "warn", "off")
+RESULT_LAYOUTS = ("epyc-agent", "lab")  # run folders: <root>/benchmarks/runs/, or the lab's checkout
 DEFAULT_ALLOW_WRITE = ("/dev/null", "/dev/tty", "/dev/stdout", "/dev/stderr", "/dev/shm")
 CACHE_NAME = "config-cache.json"
 
@@ -70,6 +71,12 @@ def _is_str_list(v: Any) -> list[str]:
     return list(v)
 
 
+def _is_layout(v: Any) -> str:
+    if v not in RESULT_LAYOUTS:
+        raise TypeError(f"expected one of {', '.join(RESULT_LAYOUTS)}")
+    return str(v)
+
+
 def _is_mode(v: Any) -> str:
     if isinstance(v, bool):  # YAML 1.1 reads a bare `off` / `on` as a boolean
         return "enforce" if v else "off"
@@ -87,6 +94,7 @@ SCALARS: dict[str, tuple[Callable[[Any], Any], bool]] = {
     "tmp_dir": (_is_str, True),
     "llama_cpp_bin": (_is_str, True),
     "allow_write": (_is_str_list, True),
+    "lab_research_dir": (_is_str, True),
 }
 
 # Sections: name -> {key: (validator, default)}
@@ -129,6 +137,10 @@ SECTIONS: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "exempt": (_is_str_list, []),
         "warn": (_is_bool, True),
     },
+    "results": {
+        "layout": (_is_layout, "epyc-agent"),
+        "near_tie_margin": (_is_num, 0.5),
+    },
     "measurement": {  # a timed run refuses a llama.cpp build other than the pinned one
         "llama_cpp_sha256": (_is_str_list, []),
         "llama_cpp_version": (_is_str, ""),
@@ -148,9 +160,11 @@ class Config:
         "tmp_dir",
         "llama_cpp_bin",
         "allow_write",
+        "lab_research_dir",
         "disk",
         "guards",
         "loops",
+        "results",
         "measurement",
         "config_file",
         "sources",
@@ -163,9 +177,11 @@ class Config:
     tmp_dir: str
     llama_cpp_bin: str | None
     allow_write: list[str]
+    lab_research_dir: str
     disk: dict[str, Any]
     guards: dict[str, Any]
     loops: dict[str, Any]
+    results: dict[str, Any]
     measurement: dict[str, Any]
     config_file: str | None
     sources: dict[str, str]
@@ -337,6 +353,7 @@ def load_config(
         ),
         "llama_cpp_bin": pick("llama_cpp_bin", None, (BIN_ENV,), None),
         "allow_write": [*DEFAULT_ALLOW_WRITE, *pick("allow_write", None, (), [])],
+        "lab_research_dir": pick("lab_research_dir", None, (), os.path.join(r, "epyc-inference-research")),
         "config_file": path,
         "sources": sources,
     }
