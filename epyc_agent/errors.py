@@ -33,5 +33,14 @@ class SessionError(EpycAgentError):
     """A session could not be started, found or ended."""
 
 
+class MethodRefused(EpycAgentError):
+    """The model rules refuse a method for a model (or a draft for it); `details` names them, so
+    the refusal can be recorded as a model quirk."""
+
+    def __init__(self, message: str, *, hint: str | None = None, details: dict[str, object] | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.details = details or {}
+
+
 class NotBuiltError(EpycAgentError):
     """A feature exists in the plan but is not implemented: said plainly, never faked."""

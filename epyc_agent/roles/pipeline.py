@@ -129,9 +129,10 @@ def run(
     from ..sessions import current_session_id
     from ..storage import guard_for
     from ..system import health, probe
+    from ..tracks.labfiles import note_refusal, output_paths
     from ..tracks.plan import prepare_run
     from ..tracks.report import REPORT_NAME
-    from ..tracks.results import log_failure, log_start, record, runs_dir
+    from ..tracks.results import lab_layout, log_failure, log_start, record, runs_dir
 
     session = current_session_id(cfg) or NO_SESSION  # without a session, the session-less events count
     ctx = f"track {request.track} on {request.model}" + (f" + draft {request.draft}" if request.draft else "")
@@ -163,7 +164,10 @@ def run(
     except EpycAgentError as e:
         step.verdict(Verdict("model-engineer", False, e.render()))
     assert model is not None
-    step.verdict(policies.model_engineer(cfg, track, model, draft))
+    engineer = policies.model_engineer(cfg, track, model, draft)
+    if not engineer.ok and (quirks := note_refusal(cfg, engineer.data.get("refused"))):
+        step.log.file_modify(quirks, "edit", "refused method recorded as a model quirk")
+    step.verdict(engineer)
     try:
         plan = prepare_run(cfg, request)
     except EpycAgentError as e:
@@ -174,10 +178,15 @@ def run(
     key = policies.config_key(plan)
     step = _Step(cfg, session, "safety-reviewer", "gate", f"{ctx}; run {plan.run_id}; config {key}")
     paths = [runs_dir(cfg), os.path.join(cfg.root, "research", REPORT_NAME), cfg.cache_dir]
+    lab = [cfg.lab_research_dir] if lab_layout(cfg) else []  # configured by the user: an explicit path
+    try:
+        paths += output_paths(cfg) if lab else []
+    except EpycAgentError as e:
+        step.verdict(Verdict("safety-reviewer", False, e.render()))
     step.verdict(
         policies.safety_review(
             [
-                policies.paths_under_root(guard_for(cfg), paths),
+                policies.paths_under_root(guard_for(cfg, lab), paths),
                 policies.retry_budget(session_events(cfg, session), key, int(cfg.guards.get("retry_limit", 3))),
                 policies.rollback_plan(host_changes),
                 policies.pinned_build(cfg, plan),

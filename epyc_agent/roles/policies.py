@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import EpycAgentError
+from ..errors import EpycAgentError, MethodRefused
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -100,6 +100,10 @@ def model_engineer(cfg: Config, track: Any, model: dict[str, Any], draft: dict[s
             return Verdict("model-engineer", False, f"{role_name} model not found: {entry.get('path')}", data)
     try:
         check_constraints(track, model, draft, cfg)
+    except MethodRefused as e:  # the details let the pipeline record the refusal as a model quirk
+        from ..tracks.labfiles import refusal
+
+        return Verdict("model-engineer", False, e.render(), {**data, "refused": refusal(e)})
     except EpycAgentError as e:
         return Verdict("model-engineer", False, e.render(), data)
     what = os.path.basename(str(model["path"])) + (f" + draft {os.path.basename(str(draft['path']))}" if draft else "")
@@ -187,7 +191,9 @@ def pinned_build(cfg: Config, plan: Any) -> Verdict:
             data,
         )
     pinned = cfg.measurement.get("llama_cpp_sha256") or cfg.measurement.get("llama_cpp_version")
-    return Verdict("safety-reviewer", True, "the pinned llama.cpp build" if pinned else "no llama.cpp build pinned", data)
+    return Verdict(
+        "safety-reviewer", True, "the pinned llama.cpp build" if pinned else "no llama.cpp build pinned", data
+    )
 
 
 def safety_review(verdicts: list[Verdict]) -> Verdict:

@@ -14,11 +14,19 @@ if TYPE_CHECKING:
 
 def run(cfg: Config, request: RunRequest, progress: Any = None, on_plan: Any = None) -> tuple[RunPlan, RunResult, str]:
     """Validate, measure and record one request; `progress(plan)` may return a per-generation callback."""
+    from ..errors import MethodRefused
+    from .labfiles import note_refusal, output_paths, refusal
     from .plan import prepare_run
-    from .results import log_failure, log_start, record
+    from .results import lab_layout, log_failure, log_start, record
     from .runner import execute
 
-    plan = prepare_run(cfg, request)
+    try:
+        plan = prepare_run(cfg, request)
+    except MethodRefused as e:
+        note_refusal(cfg, refusal(e))
+        raise
+    if lab_layout(cfg):
+        output_paths(cfg)  # the lab's checkout must exist before anything is measured
     if on_plan:
         on_plan(plan)
     log_start(cfg, plan)
@@ -35,7 +43,7 @@ def rerun_request(cfg: Config, run_id: str) -> RunRequest:
     """The request of a past run with its resolved model paths; refuses if the prompts changed."""
     from .plan import RunRequest
     from .results import load_run
-    from .workloads import load_workload
+    from .workloads import load_workload, suite_dirs
 
     conf = load_run(cfg, run_id)
     req = RunRequest(**conf["request"])
@@ -44,7 +52,7 @@ def rerun_request(cfg: Config, run_id: str) -> RunRequest:
         req.draft = conf["draft"]["path"]
     req.threads = conf.get("threads") or req.threads
     req.backend = conf.get("backend", {}).get("backend", req.backend)  # not "auto": the same backend again
-    wl = load_workload(req.workload).head(req.prompts)
+    wl = load_workload(req.workload, suite_dirs(cfg)).head(req.prompts)
     if wl.sha256 != conf["workload"]["sha256"]:
         raise EpycAgentError(
             f"workload {wl.name} changed since run {conf['run_id']} "

@@ -15,9 +15,9 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import EpycAgentError, NotBuiltError
+from ..errors import EpycAgentError, MethodRefused, NotBuiltError
 from .spec import Track, get_track
-from .workloads import DEFAULT_WORKLOAD, Workload, load_workload
+from .workloads import DEFAULT_WORKLOAD, Workload, load_workload, suite_dirs
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -175,6 +175,7 @@ def check_constraints(track: Track, model: dict[str, Any], draft: dict[str, Any]
 
     registry = load_registry(cfg)
     name = os.path.basename(model["path"])
+    details = {"track": track.id, "method": track.method, "model": model["path"], "draft": None}
     reason = (forbidden_methods(model, registry) or {}).get(track.method)
     if reason is None and track.speculative and model.get("ssm_or_hybrid"):
         reason = f"{model.get('arch')} is an SSM/hybrid architecture"
@@ -188,8 +189,10 @@ def check_constraints(track: Track, model: dict[str, Any], draft: dict[str, Any]
             if track.needs_moe
             else "see `epyc-agent models show`"
         )
-        raise EpycAgentError(
-            f"{name} ({model.get('arch')}): track {track.id} ({track.name}) refused: {reason}", hint=hint
+        raise MethodRefused(
+            f"{name} ({model.get('arch')}): track {track.id} ({track.name}) refused: {reason}",
+            hint=hint,
+            details={} if track.needs_moe and not model.get("is_moe") else details,  # a wrong track, not a quirk
         )
     if track.needs_draft and draft is None:
         raise EpycAgentError(f"track {track.id} ({track.name}) needs a draft model", hint="pass --draft PATH")
@@ -198,9 +201,10 @@ def check_constraints(track: Track, model: dict[str, Any], draft: dict[str, Any]
 
         ok, why = check_draft(model, draft, registry)
         if not ok:
-            raise EpycAgentError(
+            raise MethodRefused(
                 f"draft {os.path.basename(draft['path'])} is incompatible with {name}: {why}",
                 hint="use a draft with the same tokenizer",
+                details={**details, "draft": draft["path"]},
             )
 
 
@@ -244,7 +248,7 @@ def prepare_run(cfg: Config, request: RunRequest) -> RunPlan:
     model = resolve_entry(cfg, request.model, "target")
     draft = resolve_entry(cfg, request.draft, "draft") if request.draft else None
     check_constraints(track, model, draft, cfg)
-    workload = load_workload(request.workload).head(request.prompts)
+    workload = load_workload(request.workload, suite_dirs(cfg)).head(request.prompts)
     sweeps = parse_params(track, request.params, method_params)
     if track.method == MOE_METHOD:
         sweeps[MOE_KEY] = moe_sweep(track, model, sweeps.get(MOE_KEY))
@@ -256,10 +260,11 @@ def prepare_run(cfg: Config, request: RunRequest) -> RunPlan:
             else {n: v for n, v in method_catalog().get(track.method, {}).items() if n in track.params}
         )
         base = {**engine, **{n: p.default for n, p in track.params.items() if p.default is not None}}
-    stamp = time.strftime("%Y-%m-%d_%H%M%S", time.gmtime())
+    from .results import new_run_id
+
     model_name = _safe(os.path.splitext(os.path.basename(model["path"]))[0])
     return RunPlan(
-        run_id=f"{stamp}-t{track.id}-{model_name}",
+        run_id=new_run_id(cfg, track.id, model_name),
         request=request,
         track=track,
         model=model,

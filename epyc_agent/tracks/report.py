@@ -141,7 +141,7 @@ def chart(rows: list[dict[str, Any]], path: str, cache_dir: str) -> bool:
     return True
 
 
-def render(runs: list[dict[str, Any]], has_chart: bool) -> str:
+def render(runs: list[dict[str, Any]], has_chart: bool, runs_at: str = "benchmarks/runs/") -> str:
     from .spec import load_tracks
 
     rows = _rows(runs)
@@ -150,7 +150,7 @@ def render(runs: list[dict[str, Any]], has_chart: bool) -> str:
     out = [
         "# Research report",
         "",
-        f"Regenerated {now} from {len(runs)} run(s) in `benchmarks/runs/` by `epyc-agent report`. "
+        f"Regenerated {now} from {len(runs)} run(s) in `{runs_at}` by `epyc-agent report`. "
         "Every figure names its run id and reps; spreads are min-max of the per-rep decode tokens/s.",
         "",
         "## Executive summary",
@@ -290,7 +290,11 @@ def generate_report(cfg: Config) -> str:
     os.makedirs(out_dir, exist_ok=True)
     has_chart = chart(_rows(runs), os.path.join(out_dir, CHART_NAME), cfg.cache_dir)
     path = os.path.join(out_dir, REPORT_NAME)
-    write_text_atomic(path, render(runs, has_chart))
+    from .results import runs_dir
+
+    where = runs_dir(cfg)
+    where = os.path.relpath(where, cfg.root) if where.startswith(cfg.root.rstrip("/") + "/") else where
+    write_text_atomic(path, render(runs, has_chart, where + "/"))
     write_text_atomic(
         os.path.join(out_dir, "research_report.json"),
         json.dumps({"runs": [r["id"] for r in runs], "rows": _rows(runs)}, indent=1, default=str),

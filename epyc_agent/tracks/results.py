@@ -1,11 +1,16 @@
 """Recording a run: the run folder (config.json, output.jsonl, summary.json, summary.md), the tested
-models list, the audit log, and the regenerated research report: all automatic after every run."""
+models list, the audit log, and the regenerated research report: all automatic after every run.
+
+With `results.layout: lab` the run folder is the lab's `benchmarks/results/runs/<YYYYMMDD_HHMMSS>/`
+in `lab_research_dir` (plus the lab's metadata.json), and the lab's result tables are updated too
+(`labfiles`)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import time
 from typing import TYPE_CHECKING, Any
 
 from ..errors import EpycAgentError
@@ -19,8 +24,22 @@ if TYPE_CHECKING:
     from .runner import RunResult
 
 
+def lab_layout(cfg: Config) -> bool:
+    return bool(cfg.results["layout"] == "lab")
+
+
 def runs_dir(cfg: Config) -> str:
+    if lab_layout(cfg):
+        return os.path.join(cfg.lab_research_dir, "benchmarks", "results", "runs")
     return os.path.join(cfg.root, "benchmarks", "runs")
+
+
+def new_run_id(cfg: Config, track_id: int, model_stem: str) -> str:
+    """Ours: UTC time, track and model; the lab's: local time as its scripts name runs
+    (`date +%Y%m%d_%H%M%S`), so our folders sort among theirs."""
+    if lab_layout(cfg):
+        return time.strftime("%Y%m%d_%H%M%S")
+    return f"{time.strftime('%Y-%m-%d_%H%M%S', time.gmtime())}-t{track_id}-{model_stem}"
 
 
 def file_sha256(cfg: Config, path: str) -> str:
@@ -157,41 +176,65 @@ def summary_md(conf: dict[str, Any], summary: list[dict[str, Any]]) -> str:
     )
 
 
-def _unique_dir(base: str, run_id: str) -> tuple[str, str]:
-    path, n = os.path.join(base, run_id), 2
-    while os.path.exists(path):
-        path = os.path.join(base, f"{run_id}-{n}")
-        n += 1
-    return path, os.path.basename(path)
+def _reserve(base: str, run_id: str) -> str:
+    """Claim a free folder name with mkdir (atomic: two concurrent runs never get the same one)."""
+    name, n = run_id, 2
+    while True:
+        try:
+            os.mkdir(os.path.join(base, name))
+            return name
+        except FileExistsError:
+            name, n = f"{run_id}-{n}", n + 1
 
 
 def write_run(cfg: Config, plan: RunPlan, result: RunResult) -> str:
-    """The run folder, written into a temp folder and renamed into place (all files or none)."""
+    """The run folder, written into a temp folder and renamed onto its reserved (empty) name: all
+    files or none."""
     import shutil
 
     base = runs_dir(cfg)
     os.makedirs(base, exist_ok=True)
-    run_dir, run_id = _unique_dir(base, plan.run_id)
-    plan.run_id = run_id
+    run_id = plan.run_id = _reserve(base, plan.run_id)
+    run_dir = os.path.join(base, run_id)
     conf = config_json(cfg, plan, result)
     tmp = os.path.join(base, f".{run_id}.{os.getpid()}.tmp")
     os.makedirs(tmp)
     try:
         write_json_atomic(os.path.join(tmp, "config.json"), conf)
         write_json_atomic(os.path.join(tmp, "summary.json"), {"run_id": run_id, "summary": result.summary})
-        lines = [json.dumps({"run_id": run_id, **r}, ensure_ascii=False) for r in result.records]
-        write_text_atomic(os.path.join(tmp, "output.jsonl"), "\n".join(lines) + "\n")
+        write_text_atomic(os.path.join(tmp, "output.jsonl"), output_jsonl(run_id, plan, result))
         write_text_atomic(os.path.join(tmp, "summary.md"), summary_md(conf, result.summary))
-        os.rename(tmp, run_dir)
+        if lab_layout(cfg):
+            from .labfiles import metadata_json
+
+            meta = json.dumps(metadata_json(conf), indent=4, ensure_ascii=False)  # the lab's indent
+            write_text_atomic(os.path.join(tmp, "metadata.json"), meta + "\n")
+        os.rename(tmp, run_dir)  # onto the empty reserved folder
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if not os.listdir(run_dir):
+            os.rmdir(run_dir)
         raise
     return run_dir
+
+
+def output_jsonl(run_id: str, plan: RunPlan, result: RunResult) -> str:
+    """One record per generation; a lab suite's tier, expected answer and scoring ride along."""
+    meta = plan.workload.meta
+    lines = [
+        json.dumps(
+            {"run_id": run_id, **r, **({"suite": meta[r["prompt_id"]]} if r["prompt_id"] in meta else {})},
+            ensure_ascii=False,
+        )
+        for r in result.records
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def record(cfg: Config, plan: RunPlan, result: RunResult) -> str:
     """Write the run folder, mark the model tested, log the metrics and regenerate the report."""
     from ..models.tested import record_test
+    from .labfiles import update_after_run
     from .report import generate_report
 
     run_dir = write_run(cfg, plan, result)
@@ -207,6 +250,7 @@ def record(cfg: Config, plan: RunPlan, result: RunResult) -> str:
         "workload": plan.workload.name,
     }
     record_test(cfg, plan.model, plan.track.method, metrics, plan.run_id)
+    lab_files = update_after_run(cfg, run_dir) if lab_layout(cfg) else []
     report = generate_report(cfg)
     with audit(cfg) as log:
         for s in result.summary:
@@ -237,6 +281,8 @@ def record(cfg: Config, plan: RunPlan, result: RunResult) -> str:
                 },
             )
         log.file_modify(report, "edit", f"research report regenerated after {plan.run_id}")
+        for path in lab_files:
+            log.file_modify(path, "edit", f"lab results updated in place after {plan.run_id}")
         log.task_end(task_name(plan), "success")
     return run_dir
 
