@@ -1,7 +1,8 @@
-"""`epyc-agent models scan|list|show|untested|mark-tested|compat|watch|fetch-default`."""
+"""`epyc-agent models scan|list|show|untested|mark-tested|compat|registry|watch|fetch-default`."""
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from typing import Any
@@ -113,46 +114,105 @@ def models_list(ctx: click.Context, as_json: bool) -> int:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def models_show(ctx: click.Context, model: str, as_json: bool) -> int:
-    """One model's entry, registry quirks and forbidden methods (MODEL: id, name or path)."""
-    from ..models.inventory import resolve_model
-    from ..models.registry import forbidden_methods, load_registry
+    """One model's entry; which methods may run on it and the rule that decided each; its
+    registry quirks, draft pairings and the lab's command templates (MODEL: id, name or path)."""
+    from ..models.compat import default_draft, registry_pairings
+    from ..models.inventory import load_or_scan, resolve_model
+    from ..models.registry import decide, forbidden_methods, load_registry
 
     cfg = obj(ctx).config
     e = resolve_model(cfg, model)
     reg = load_registry(cfg)
-    data = {**e, "registry": reg.for_entry(e), "forbidden_methods": forbidden_methods(e, reg)}
+    inv = load_or_scan(cfg)
+    decisions = decide(e, reg)
+    picked = default_draft(e, inv, reg)
+    data = {
+        **e,
+        "registry": reg.for_entry(e),
+        "forbidden_methods": forbidden_methods(e, reg),
+        "decisions": {m: d.as_dict() for m, d in decisions.items()},
+        "deprecated": reg.deprecated_reason(e),
+        "pairings": registry_pairings(e, inv, reg),
+        "quirks": reg.quirks_for(e),
+        "command_templates": reg.templates_for(e, decisions, picked[0]["path"] if picked else None),
+    }
     if as_json:
         emit_json(data)
         return EXIT_OK
     shown = {k: v for k, v in e.items() if v is not None and k != "vocab_tail_hashes"}
     echo(kv(list(shown.items())))
     q = data["registry"]
-    for label, key in (
-        ("launch flags", "launch_flags"),
-        ("BOS quirk", "bos_quirk"),
-        ("no draft", "no_draft"),
-        ("notes", "notes"),
-    ):
+    for label, key in (("launch flags", "launch_flags"), ("BOS quirk", "bos_quirk"), ("no draft", "no_draft")):
         if q[key]:
             echo(f"{label}: {' '.join(q[key]) if isinstance(q[key], list) else q[key]}")
-    for m, why in data["forbidden_methods"].items():
-        echo(f"forbidden {m}: {why}")
+    for note in q["notes"]:
+        echo(f"note: {note}")
+    if data["deprecated"]:
+        echo(f"deprecated: {data['deprecated']}")
+    echo("")
+    echo(
+        table(
+            [(m, "yes" if d.allowed else "no", d.reason, d.rule) for m, d in decisions.items()],
+            ["method", "allowed", "reason", "rule"],
+        )
+    )
+    _print_pairings(data["pairings"])
+    for quirk in data["quirks"]:
+        echo(f"\nquirks: {quirk['description']} [{quirk['where']}]")
+        for item in quirk["items"]:
+            echo(f"- {_quirk_line(item)}")
+    if data["command_templates"]:
+        echo("\ncommand templates (the lab's; {placeholders} left are for you to fill):")
+    for t in data["command_templates"]:
+        echo(f"{t['name']} [{t['where']}]:")
+        echo("\n".join(f"    {line}" for line in t["command"].splitlines()))
+        for tq in t["tool_quirks"]:
+            for item in tq["items"]:
+                echo(f"  {tq['tool']} quirk: {_quirk_line(item)}")
     return EXIT_OK
+
+
+def _quirk_line(item: Any) -> str:
+    if not isinstance(item, dict):
+        return str(item)
+    fix = item.get("workaround") or item.get("solution")
+    return " ".join(str(item.get("issue") or "").split()) + (f" -> {' '.join(str(fix).split())}" if fix else "")
+
+
+def _print_pairings(pairings: list[dict[str, Any]]) -> None:
+    if not pairings:
+        return
+    echo("\nregistry draft pairings:")
+    echo(
+        table(
+            [
+                (
+                    p["draft_role"] or p["path"],
+                    p["k"] or "-",
+                    p["draft"] or f"not in the inventory ({os.path.basename(str(p['path']))})",
+                    p["where"],
+                )
+                for p in pairings
+            ],
+            ["draft", "k", "inventory model", "rule"],
+        )
+    )
 
 
 @models.command("untested")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def models_untested(ctx: click.Context, as_json: bool) -> int:
-    """Runnable models with no test recorded (the lab's rule: test these first)."""
+    """Runnable models with no test recorded (the lab's rule: test these first); models the
+    registry deprecates are left out."""
     from ..models.inventory import load_or_scan
     from ..models.registry import load_registry
     from ..models.tested import suggested_track, untested
 
     cfg = obj(ctx).config
     inv = load_or_scan(cfg)
-    todo = untested(cfg, inv)
     reg = load_registry(cfg)
+    todo = untested(cfg, inv, reg)
     rows = []
     for e in todo:
         track = suggested_track(e, reg)
@@ -168,7 +228,8 @@ def models_untested(ctx: click.Context, as_json: bool) -> int:
         )
     if as_json:
         emit_json(rows)
-    elif rows:
+        return EXIT_OK
+    if rows:
         echo(
             table(
                 [
@@ -182,6 +243,10 @@ def models_untested(ctx: click.Context, as_json: bool) -> int:
         echo("every model in the inventory has been tested")
     else:
         echo("no runnable model in the inventory (try `epyc-agent models fetch-default`, then `models scan`)")
+    for e in inv.runnable():
+        why = reg.deprecated_reason(e)
+        if why:
+            echo(f"# not listed, deprecated: {e['id']}: {why}")
     return EXIT_OK
 
 
@@ -213,9 +278,13 @@ def models_mark_tested(
     as_json: bool,
 ) -> int:
     """Record by hand that MODEL (id, name or path) was tested with METHOD."""
-    from ..models.tested import record_test
+    from ..models.tested import backup_path, needs_migration, record_test, tested_path
 
-    rec = record_test(obj(ctx).config, model, method, _metrics(metric), run_id=run_id, source="manual", note=note)
+    cfg = obj(ctx).config
+    migrating = needs_migration(cfg)
+    rec = record_test(cfg, model, method, _metrics(metric), run_id=run_id, source="manual", note=note)
+    if migrating:
+        warn(f'moved {tested_path(cfg)} to the lab\'s {{"tested": [...]}} layout; the old file is {backup_path(cfg)}')
     if as_json:
         emit_json(rec)
     else:
@@ -231,32 +300,78 @@ def models_mark_tested(
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def models_compat(ctx: click.Context, target: str, as_json: bool) -> int:
-    """Which inventory models can draft for TARGET, and why the others cannot.
+    """Which inventory models can draft for TARGET, and why the others cannot; the registry's
+    pairings for it and the rule that allows or refuses draft_model on it.
 
     Exit 0 if some other model can draft for it, 1 if none can.
     """
-    from ..models.compat import drafts_for
+    from ..models.compat import default_draft, drafts_for, registry_pairings
     from ..models.inventory import load_or_scan, resolve_model
-    from ..models.registry import load_registry
+    from ..models.registry import decide, load_registry
 
     cfg = obj(ctx).config
     t = resolve_model(cfg, target)
-    rows = drafts_for(t, load_or_scan(cfg), load_registry(cfg))
+    inv, reg = load_or_scan(cfg), load_registry(cfg)
+    verdict = decide(t, reg)["draft_model"]
+    rows = drafts_for(t, inv, reg)
+    pairs = registry_pairings(t, inv, reg)
+    picked = default_draft(t, inv, reg)
     usable = [r for r in rows if r["ok"] and r["path"] != t["path"]]
     if as_json:
-        emit_json({"target": t["id"], "path": t["path"], "drafts": rows})
-    else:
-        echo(
-            f"# drafts for {t['id']} ({t['tokenizer_model']}/{t['tokenizer_pre']}, vocab {t['vocab_size']}, "
-            f"BOS {t['bos_id']}, EOS {t['eos_id']})"
+        emit_json(
+            {
+                "target": t["id"],
+                "path": t["path"],
+                "draft_model": verdict.as_dict(),
+                "pairings": pairs,
+                "default_draft": picked[0]["id"] if picked else None,
+                "drafts": rows,
+            }
         )
-        echo(
-            table(
-                [(r["id"], paint("yes", "green") if r["ok"] else paint("no", "red"), r["reason"]) for r in rows],
-                ["model", "can draft", "reason"],
-            )
+        return EXIT_OK if usable else EXIT_FINDINGS
+    echo(
+        f"# drafts for {t['id']} ({t['tokenizer_model']}/{t['tokenizer_pre']}, vocab {t['vocab_size']}, "
+        f"BOS {t['bos_id']}, EOS {t['eos_id']})"
+    )
+    echo(
+        f"# draft_model on {t['id']}: {'allowed' if verdict.allowed else 'refused'}, {verdict.reason} "
+        f"[rule: {verdict.rule}]"
+    )
+    if picked:
+        echo(f"# default --draft for `track run 1`: {picked[0]['id']} ({picked[1]['where']})")
+    echo(
+        table(
+            [(r["id"], paint("yes", "green") if r["ok"] else paint("no", "red"), r["reason"]) for r in rows],
+            ["model", "can draft", "reason"],
         )
+    )
+    _print_pairings(pairs)
     return EXIT_OK if usable else EXIT_FINDINGS
+
+
+@models.command("registry")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def models_registry(ctx: click.Context, as_json: bool) -> int:
+    """The model registry files read, in precedence order: their format, what each holds, warnings."""
+    from ..models.registry import load_registry, registry_paths
+
+    cfg = obj(ctx).config
+    files = [
+        {"path": f["path"], "format": f["format"], "counts": f["counts"], "warnings": f["warnings"]}
+        for f in load_registry(cfg).files
+    ]
+    if as_json:
+        emit_json({"files": files})
+        return EXIT_OK
+    if not registry_paths(cfg):
+        echo("no model registry file found (format: research/model_registry.yaml in the checkout)")
+    for f in files:
+        echo(f"{f['path']} ({f['format']} format)")
+        echo(kv([(f"  {k.replace('_', ' ')}", v) for k, v in f["counts"].items()]))
+        for w in f["warnings"]:
+            echo(f"  warning: {w}")
+    return EXIT_OK
 
 
 @models.command("watch")

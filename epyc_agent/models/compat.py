@@ -1,7 +1,10 @@
 """Draft-model compatibility, by llama.cpp's own rule (common/speculative.cpp) plus the lab's:
 same tokenizer model and pre-tokenizer, same BOS/EOS ids, vocabulary sizes within 128, and the
 same token texts from id 5 up to the smaller vocabulary (checked with the inventory's
-fingerprints, not by loading either model). SSM/hybrid models neither draft nor get drafted for.
+fingerprints, not by loading either model). SSM/hybrid models neither draft nor get drafted for,
+unless the model registry says otherwise: a target the registry allows draft_model on, and a draft
+the registry pairs with the target (the lab's draft_role or compatible_targets). The registry never
+lifts a tokenizer mismatch: those are facts of the files.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .gguf_header import VOCAB_CHECK_START, VOCAB_MAX_DIFF, tail_hash
 from .inventory import is_runnable
-from .registry import forbidden_methods
+from .registry import SSM_RULE, decide, matches
 
 if TYPE_CHECKING:
     from .inventory import Entry, Inventory
@@ -35,11 +38,12 @@ def check_draft(target: Entry, draft: Entry, registry: Registry | None = None) -
         why = _unusable(e)
         if why:
             return False, f"{role} {e.get('id')} is {why}"
-    t_forbid = forbidden_methods(target, registry).get("draft_model")
-    if t_forbid:
-        return False, f"target {target['id']}: {t_forbid}"
-    if draft.get("ssm_or_hybrid"):
-        return False, f"draft {draft['id']}: {draft.get('ssm_reason') or 'SSM/hybrid'}"
+    verdict = decide(target, registry)["draft_model"]
+    if not verdict.allowed:
+        return False, f"target {target['id']}: {verdict.reason} [rule: {verdict.rule}]"
+    pair = registry.pairing(target, draft) if registry else None
+    if draft.get("ssm_or_hybrid") and pair is None:
+        return False, f"draft {draft['id']}: {draft.get('ssm_reason') or 'SSM/hybrid'} [rule: {SSM_RULE}]"
     quirks_t = registry.for_entry(target) if registry else {}
     quirks_d = registry.for_entry(draft) if registry else {}
     if quirks_d.get("no_draft"):
@@ -80,6 +84,8 @@ def check_draft(target: Entry, draft: Entry, registry: Registry | None = None) -
         notes.append("the model itself: exercises the path, no speedup expected")
     elif (draft.get("param_count") or 0) >= (target.get("param_count") or 0) > 0:
         notes.append("draft is not smaller than the target: no speedup expected")
+    if pair is not None:
+        notes.append(pairing_note(pair) + ("; its SSM/hybrid rule lifted" if draft.get("ssm_or_hybrid") else ""))
     return (
         True,
         f"compatible: same tokenizer ({target.get('tokenizer_model')}/{target.get('tokenizer_pre')}), "
@@ -87,21 +93,57 @@ def check_draft(target: Entry, draft: Entry, registry: Registry | None = None) -
     )
 
 
+def pairing_note(pair: dict[str, Any]) -> str:
+    """One line naming a registry pairing and the rule it comes from."""
+    what = f"draft_role {pair['draft_role']}" if pair["draft_role"] else f"draft {pair['path']}"
+    return f"registry pairing: {what}" + (f", k={pair['k']}" if pair.get("k") else "") + f" [rule: {pair['where']}]"
+
+
+def _public(pair: dict[str, Any]) -> dict[str, Any]:
+    return {k: pair[k] for k in ("draft_role", "k", "path", "where", "kind")}
+
+
 def drafts_for(target: Entry, inventory: Inventory, registry: Registry | None = None) -> list[dict[str, Any]]:
-    """Every inventory model as a draft candidate for `target`: compatible ones first, smallest first."""
+    """Every inventory model as a draft candidate for `target`: compatible ones first, the
+    registry's pairings first among them, then smallest first."""
     rows = []
     for e in inventory.models:
         ok, reason = check_draft(target, e, registry)
+        pair = registry.pairing(target, e) if registry else None
         rows.append(
             {
                 "id": e["id"],
                 "path": e["path"],
                 "ok": ok,
                 "reason": reason,
+                "pairing": _public(pair) if pair else None,
                 "param_count": e.get("param_count"),
                 "size_bytes": e.get("size_bytes"),
                 "runnable": is_runnable(e),
             }
         )
-    rows.sort(key=lambda r: (not r["ok"], r["param_count"] or 0, r["id"].lower()))
+    rows.sort(key=lambda r: (not r["ok"], r["pairing"] is None, r["param_count"] or 0, r["id"].lower()))
     return rows
+
+
+def registry_pairings(target: Entry, inventory: Inventory, registry: Registry) -> list[dict[str, Any]]:
+    """The registry's pairings for `target`, each with the inventory model it names (or None)."""
+    out = []
+    for pair in registry.pairings(target):
+        found = next(
+            (e for e in inventory.runnable() if e["path"] != target["path"] and matches(pair["patterns"], e)), None
+        )
+        out.append(
+            {**_public(pair), "draft": found["id"] if found else None, "draft_path": found["path"] if found else None}
+        )
+    return out
+
+
+def default_draft(target: Entry, inventory: Inventory, registry: Registry) -> tuple[Entry, dict[str, Any]] | None:
+    """The draft a run uses when the user names none: the first registry pairing present in the
+    inventory and compatible by the checks above (draft_role pairings before compatible_targets)."""
+    for pair in registry.pairings(target):
+        for e in inventory.runnable():
+            if e["path"] != target["path"] and matches(pair["patterns"], e) and check_draft(target, e, registry)[0]:
+                return e, pair
+    return None
