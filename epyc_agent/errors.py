@@ -42,5 +42,10 @@ class MethodRefused(EpycAgentError):
         self.details = details or {}
 
 
+class EpycAgentWarning(UserWarning):
+    """Something the user should know that does not stop the command (the CLI prints it as one
+    `epyc-agent: warning:` line on stderr)."""
+
+
 class NotBuiltError(EpycAgentError):
     """A feature exists in the plan but is not implemented: said plainly, never faked."""

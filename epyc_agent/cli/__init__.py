@@ -10,11 +10,12 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import warnings
 from typing import Any
 
 import click
 
-from ..errors import EXIT_USAGE, EpycAgentError
+from ..errors import EXIT_USAGE, EpycAgentError, EpycAgentWarning
 
 # command name -> "module:attribute"; a command whose module is absent is not offered
 COMMANDS: dict[str, str] = {
@@ -90,8 +91,20 @@ def cli(ctx: click.Context, config_file: str | None, root: str | None) -> None:
     ctx.obj = Ctx(config_file, root)
 
 
+def _show_warning(message: Any, category: type[Warning], *args: Any, **kw: Any) -> None:
+    """Our warnings as one line on stderr; anyone else's as Python prints them."""
+    if issubclass(category, EpycAgentWarning):
+        click.echo(f"epyc-agent: warning: {message}", err=True)
+    else:
+        _python_show_warning(message, category, *args, **kw)
+
+
+_python_show_warning = warnings.showwarning
+
+
 def run(args: list[str]) -> int:
     """Run the CLI; translate errors into one line and an exit code."""
+    warnings.showwarning = _show_warning
     try:
         rv = cli.main(args, prog_name="epyc-agent", standalone_mode=False)
     except EpycAgentError as e:

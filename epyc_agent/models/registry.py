@@ -241,7 +241,7 @@ def registry_paths(cfg: Config) -> list[str]:
             f"forbidden methods are not applied; set {REGISTRY_ENV} to the lab's model_registry.yaml "
             "or reinstall epyc-agent",
             EpycAgentWarning,
-            stacklevel=2,
+            stacklevel=1,  # one location: shown once per process however many callers ask
         )
     return out
 

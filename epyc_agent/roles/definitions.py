@@ -94,13 +94,14 @@ class Role:
 
 
 def agents_dir(explicit: str | None = None) -> str:
-    """`--dir`, else `$EPYC_AGENT_AGENTS_DIR`, else the checkout's `agents/`."""
+    """`--dir`, else `$EPYC_AGENT_AGENTS_DIR`, else the checkout's `agents/`, else the installed copy."""
+    from ..shipped import shipped_path
+
     if explicit:
         return os.path.abspath(explicit)
     if os.environ.get(AGENTS_ENV):
         return os.path.abspath(os.environ[AGENTS_ENV])
-    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    return os.path.join(here, "agents")
+    return shipped_path("agents")
 
 
 def role_files(directory: str) -> list[str]:

@@ -14,12 +14,12 @@ RESEARCH_ENV = "EPYC_AGENT_RESEARCH_DIR"
 
 
 def research_dir() -> str:
-    """The folder holding tracks.yaml and workloads/: `$EPYC_AGENT_RESEARCH_DIR`, else the checkout's."""
+    """The folder holding tracks.yaml and workloads/: `$EPYC_AGENT_RESEARCH_DIR`, else the
+    checkout's, else the installed package's."""
+    from ..shipped import shipped_path
+
     env = os.environ.get(RESEARCH_ENV)
-    if env:
-        return os.path.abspath(env)
-    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    return os.path.join(here, "research")
+    return os.path.abspath(env) if env else shipped_path("research")
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,7 @@ def load_tracks(path: str | None = None) -> dict[int, Track]:
     except FileNotFoundError:
         raise EpycAgentError(
             f"tracks file not found: {path}",
-            hint=f"run from the checkout or set {RESEARCH_ENV} to its research/ folder",
+            hint=f"set {RESEARCH_ENV} to a folder holding tracks.yaml, or reinstall epyc-agent",
         ) from None
     except yaml.YAMLError as e:
         raise EpycAgentError(f"{path}: invalid YAML: {e}") from None
