@@ -474,6 +474,93 @@ def test_session_start_keeps_the_priority_when_the_registry_is_broken(lab: Path,
     )
 
 
+def _plan(track: str, model: str, *params: str):  # noqa: ANN202 - a RunPlan
+    from epyc_agent.tracks.plan import RunRequest, prepare_run
+
+    return prepare_run(load_config(), RunRequest(track=track, model=model, params=list(params)))
+
+
+def test_track_run_takes_the_registry_draft_and_its_k(lab: Path) -> None:
+    """track 1 without --draft: the lab's draft_role pairing and its k, both recorded with their rule;
+    an explicit --param draft_k wins over the registry's k."""
+    plan = _plan("1", "Qwen2.5-Coder-32B-Instruct-Q4_K_M")
+    rule = f"{lab}: roles.coder_escalation acceleration.draft_role"
+    assert plan.draft is not None and Path(plan.draft["path"]).name == "Qwen2.5-Coder-0.5B-Q4_K_M.gguf"
+    assert plan.request.draft == plan.draft["path"] and plan.request.draft_from == rule
+    assert [c["params"]["draft_k"] for c in plan.configs] == [24]
+    assert plan.decisions == [
+        "track 1 (draft_model) on Qwen2.5-Coder-32B-Instruct-Q4_K_M.gguf: allowed, the lab runs it with draft "
+        f"draft_qwen2_5_coder_0_5b, k=24 [rule: {lab}: roles.coder_escalation acceleration]",
+        "draft Qwen2.5-Coder-0.5B-Q4_K_M.gguf: registry pairing: draft_role draft_qwen2_5_coder_0_5b, k=24 "
+        f"[rule: {rule}]",
+        f"draft_k=24 from the registry pairing [rule: {rule}]",
+    ]
+    plan = _plan("1", "Qwen2.5-Coder-32B-Instruct-Q4_K_M", "draft_k=8")
+    assert [c["params"]["draft_k"] for c in plan.configs] == [8] and len(plan.decisions) == 2
+
+
+def test_track_run_on_a_hybrid_the_lab_allows(lab: Path) -> None:
+    """Qwen3.5-35B (hybrid): track 1 runs with the hybrid 0.8B draft its role pairs, and prompt
+    lookup on Qwen3-Next is allowed; each plan says which rule lifted the header rule."""
+    plan = _plan("1", "Qwen3.5-35B-A3B-UD-Q4_K_M")
+    assert plan.draft is not None and plan.draft["id"] == "Qwen3.5-0.8B-Q8_0"
+    assert plan.decisions[0].endswith(
+        f"overrides the SSM/hybrid header rule [rule: {lab}: roles.qwen35_q4km constraints.forbid]"
+    )
+    assert plan.decisions[1].endswith(f"[rule: {lab}: roles.draft_qwen35_0_8b_q8_0 compatible_targets]")
+    plan = _plan("8", "Qwen3-Next-80B-A3B-Instruct-Q4_K_M")
+    assert plan.decisions == [
+        "track 8 (prompt_lookup) on Qwen3-Next-80B-A3B-Instruct-Q4_K_M.gguf: allowed, the lab's forbid list for it "
+        "names only speculative_decoding, eagle; overrides the SSM/hybrid header rule "
+        f"[rule: {lab}: roles.ingest_long_context constraints.forbid]"
+    ]
+
+
+def test_track_run_refusal_names_the_rule(lab: Path, root: Path) -> None:
+    """The CLI refuses track 1 on Qwen3-Next with the lab's reason and rule; a paired draft missing
+    from the inventory is named in the hint."""
+    r = run_cli("track", "run", "1", "--model", "Qwen3-Next-80B-A3B-Instruct-Q4_K_M")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert (
+        "track 1 (External draft model) refused: SSM incompatible with external draft (state can't fork)." in r.stderr
+    )
+    assert f"[rule: {lab}: roles.ingest_long_context constraints.forbid]" in r.stderr
+    (root / "models" / "Qwen2.5-Coder-0.5B-Q4_K_M.gguf").unlink()
+    scan(load_config())
+    r = run_cli("track", "run", "1", "--model", "Qwen2.5-Coder-32B-Instruct-Q4_K_M")
+    assert r.returncode == 2 and "needs a draft model (pass --draft PATH; the model registry pairs it with " in r.stderr
+    assert "draft_qwen2_5_coder_0_5b, none in the inventory)" in r.stderr
+
+
+@pytest.mark.slow
+def test_real_run_uses_the_registry_pairing(default_model: Path, root: Path, tmp_path: Path) -> None:
+    """A real `track run 1` on gemma-3-270m with no --draft: the registry pairs it with a draft
+    (gemma again, under its own name); the run's config.json records the draft, its rule and k."""
+    models = root / "models"
+    models.mkdir()
+    (models / "gemma-target.gguf").symlink_to(default_model)
+    (models / "gemma-draft.gguf").symlink_to(default_model)
+    reg = tmp_path / "model_registry.yaml"
+    reg.write_text(
+        "roles:\n"
+        "  target:\n    model: {name: gemma-target, path: google/gemma-target.gguf, architecture: dense}\n"
+        "    acceleration: {type: speculative_decoding, draft_role: draft, k: 4}\n"
+        "  draft:\n    model: {name: gemma-draft, path: google/gemma-draft.gguf, architecture: dense}\n"
+    )
+    env = {"EPYC_AGENT_MODEL_REGISTRY": str(reg)}
+    args = ("--prompts", "1", "--reps", "1", "--max-tokens", "8", "--json")
+    r = run_cli("track", "run", "1", "-m", "gemma-target", *args, env=env, timeout=900)
+    assert r.returncode == 0, r.stderr
+    conf = json.loads((Path(json.loads(r.stdout)["run_dir"]) / "config.json").read_text())
+    assert conf["draft"]["path"] == str(models / "gemma-draft.gguf")
+    assert conf["request"]["draft_from"] == f"{reg}: roles.target acceleration.draft_role"
+    assert [c["params"]["draft_k"] for c in conf["configs"]] == [4]
+    assert (
+        conf["decisions"][-1]
+        == f"draft_k=4 from the registry pairing [rule: {reg}: roles.target acceleration.draft_role]"
+    )
+
+
 @pytest.mark.skipif(
     not os.environ.get(REAL_ENV), reason=f"set {REAL_ENV} to the lab's orchestration/model_registry.yaml"
 )

@@ -42,7 +42,8 @@ def test_ssm_model_refuses_speculative_tracks(tmp_path: Path) -> None:
         with pytest.raises(EpycAgentError) as e:
             _plan(track, str(mamba), draft=str(mamba) if track == "1" else None)
         assert "refused" in str(e.value) and "SSM" in str(e.value), track
-        assert "never use speculative decoding" in (e.value.hint or "")
+        assert str(e.value).endswith("[rule: GGUF header (SSM/hybrid rule)]"), track
+        assert "only where the model registry validates them" in (e.value.hint or "")
 
 
 def test_incompatible_draft_gives_the_compat_reason(default_model: Path) -> None:

@@ -129,6 +129,8 @@ def _run(ctx: click.Context, request: Any, as_json: bool) -> int:
                 f"{plan.request.reps} reps, {len(plan.configs)} config(s), backend {plan.backend}",
                 err=True,
             )
+            for line in plan.decisions:
+                click.echo(f"# {line}", err=True)
 
     plan, result, run_dir = run(cfg, request, _progress(as_json), announce)
     report = os.path.join(cfg.root, "research", "research_report.md")

@@ -130,11 +130,12 @@ def run(
     from ..storage import guard_for
     from ..system import health, probe
     from ..tracks.labfiles import note_refusal, output_paths
-    from ..tracks.plan import prepare_run
+    from ..tracks.plan import prepare_run, with_registry_draft
     from ..tracks.report import REPORT_NAME
     from ..tracks.results import lab_layout, log_failure, log_start, record, runs_dir
 
     session = current_session_id(cfg) or NO_SESSION  # without a session, the session-less events count
+    request = with_registry_draft(cfg, request)  # every role then sees the draft the run will use
     ctx = f"track {request.track} on {request.model}" + (f" + draft {request.draft}" if request.draft else "")
 
     # 1. sysadmin: batch health, RAM for the model (and draft)

@@ -1,9 +1,11 @@
 """Preparing a run: resolve and validate everything before a single token is generated.
 
 `prepare_run` refuses what cannot give an honest number: an unbuilt, planned or deprecated method,
-a missing model (the path is named), a speculative method on an SSM/hybrid model, an incompatible
-draft (with the compatibility reason), track 2 on a dense model. The resulting `RunPlan` holds
-everything `config.json` needs to repeat the run.
+a missing model (the path is named), a speculative method on an SSM/hybrid model (unless the model
+registry validates it there), an incompatible draft (with the compatibility reason), track 2 on a
+dense model; each refusal names the rule that decided. A draft-model run without --draft takes the
+registry's pairing for the target (and its k). The resulting `RunPlan` holds everything
+`config.json` needs to repeat the run, and the lines saying which registry rules shaped it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
 BACKENDS = ("auto", "embedded", "binaries")
 MOE_METHOD = "moe_reduction"
 MOE_KEY = "expert_used_count"
+DRAFT_K = "draft_k"  # the draft-model track's K, which the lab's registry gives per pairing
 
 
 @dataclass
@@ -43,6 +46,7 @@ class RunRequest:
     backend: str = "auto"
     n_ctx: int = 4096
     seed: int = 0
+    draft_from: str | None = None  # the registry rule that chose the draft when none was given
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -63,6 +67,7 @@ class RunPlan:
     backend: str
     llama_cpp_bin: str | None
     created: str
+    decisions: list[str] = field(default_factory=list)  # registry rules that allowed or shaped the run
 
     @property
     def generations(self) -> int:
@@ -169,35 +174,38 @@ def resolve_entry(cfg: Config, name_or_path: str, role: str) -> dict[str, Any]:
     return entry
 
 
-def check_constraints(track: Track, model: dict[str, Any], draft: dict[str, Any] | None, cfg: Config) -> None:
-    """The lab's model rules (and the registry's), enforced before anything loads."""
-    from ..models.registry import forbidden_methods, load_registry
+def check_constraints(
+    track: Track, model: dict[str, Any], draft: dict[str, Any] | None, cfg: Config, registry: Any = None
+) -> list[str]:
+    """The lab's model rules (and the registry's), enforced before anything loads. Returns the
+    lines naming the registry rules that allowed the run, for its record."""
+    from ..models.registry import DEFAULT_RULE, SSM_RULE, decide, load_registry
 
-    registry = load_registry(cfg)
+    registry = registry or load_registry(cfg)
     name = os.path.basename(model["path"])
     details = {"track": track.id, "method": track.method, "model": model["path"], "draft": None}
-    reason = (forbidden_methods(model, registry) or {}).get(track.method)
-    if reason is None and track.speculative and model.get("ssm_or_hybrid"):
-        reason = f"{model.get('arch')} is an SSM/hybrid architecture"
-    if reason is None and track.needs_moe and not model.get("is_moe"):
-        reason = "not a mixture-of-experts model (no expert_count > 1)"
-    if reason:
+    verdict = decide(model, registry).get(track.method)
+    if verdict is not None and not verdict.allowed:
         hint = (
-            "SSM/hybrid models never use speculative decoding or prompt lookup"
-            if track.speculative and model.get("ssm_or_hybrid")
+            "SSM/hybrid models get speculative methods only where the model registry validates them"
+            if verdict.rule == SSM_RULE
             else "track 2 needs a MoE model, e.g. Qwen3-30B-A3B"
             if track.needs_moe
             else "see `epyc-agent models show`"
         )
         raise MethodRefused(
-            f"{name} ({model.get('arch')}): track {track.id} ({track.name}) refused: {reason}",
+            f"{name} ({model.get('arch')}): track {track.id} ({track.name}) refused: {verdict.reason} "
+            f"[rule: {verdict.rule}]",
             hint=hint,
             details={} if track.needs_moe and not model.get("is_moe") else details,  # a wrong track, not a quirk
         )
+    lines = []
+    if verdict is not None and verdict.rule != DEFAULT_RULE:
+        lines.append(f"track {track.id} ({track.method}) on {name}: allowed, {verdict.reason} [rule: {verdict.rule}]")
     if track.needs_draft and draft is None:
-        raise EpycAgentError(f"track {track.id} ({track.name}) needs a draft model", hint="pass --draft PATH")
+        raise EpycAgentError(f"track {track.id} ({track.name}) needs a draft model", hint=_draft_hint(model, registry))
     if draft is not None:
-        from ..models.compat import check_draft
+        from ..models.compat import check_draft, pairing_note
 
         ok, why = check_draft(model, draft, registry)
         if not ok:
@@ -206,6 +214,40 @@ def check_constraints(track: Track, model: dict[str, Any], draft: dict[str, Any]
                 hint="use a draft with the same tokenizer",
                 details={**details, "draft": draft["path"]},
             )
+        pair = registry.pairing(model, draft)
+        if pair:
+            lines.append(f"draft {os.path.basename(draft['path'])}: {pairing_note(pair)}")
+    return lines
+
+
+def _draft_hint(model: dict[str, Any], registry: Any) -> str:
+    """Pass --draft; and the registry's pairings for the model, none of which is in the inventory."""
+    named = [p["draft_role"] or p["path"] for p in registry.pairings(model)]
+    if not named:
+        return "pass --draft PATH"
+    return f"pass --draft PATH; the model registry pairs it with {', '.join(named[:3])}, none in the inventory"
+
+
+def with_registry_draft(cfg: Config, request: RunRequest, registry: Any = None) -> RunRequest:
+    """A draft-model request without --draft, given the registry's pairing for its target (the
+    lab's draft_role, else a draft whose compatible_targets name it) when that model is in the
+    inventory and compatible; any other request unchanged. Errors are left for the planner."""
+    from dataclasses import replace
+
+    from ..models.compat import default_draft
+    from ..models.inventory import load_or_scan
+    from ..models.registry import load_registry
+
+    try:
+        if request.draft or not get_track(request.track).needs_draft:
+            return request
+        model = resolve_entry(cfg, request.model, "target")
+        picked = default_draft(model, load_or_scan(cfg), registry or load_registry(cfg))
+    except EpycAgentError:
+        return request
+    if picked is None:
+        return request
+    return replace(request, draft=picked[0]["path"], draft_from=picked[1]["where"])
 
 
 def moe_sweep(track: Track, model: dict[str, Any], given: list[Any] | None) -> list[int]:
@@ -243,11 +285,15 @@ def prepare_run(cfg: Config, request: RunRequest) -> RunPlan:
             "the binaries backend needs llama_cpp_bin",
             hint="set llama_cpp_bin in the config or EPYC_AGENT_LLAMA_CPP_BIN (make llama-tools)",
         )
+    from ..models.registry import load_registry
+
     track = get_track(request.track)
     method_params = check_buildable(track, backend)
+    registry = load_registry(cfg)
+    request = with_registry_draft(cfg, request, registry)
     model = resolve_entry(cfg, request.model, "target")
     draft = resolve_entry(cfg, request.draft, "draft") if request.draft else None
-    check_constraints(track, model, draft, cfg)
+    decisions = check_constraints(track, model, draft, cfg, registry)
     workload = load_workload(request.workload, suite_dirs(cfg)).head(request.prompts)
     sweeps = parse_params(track, request.params, method_params)
     if track.method == MOE_METHOD:
@@ -260,6 +306,10 @@ def prepare_run(cfg: Config, request: RunRequest) -> RunPlan:
             else {n: v for n, v in method_catalog().get(track.method, {}).items() if n in track.params}
         )
         base = {**engine, **{n: p.default for n, p in track.params.items() if p.default is not None}}
+    pair = registry.pairing(model, draft) if draft else None
+    if pair and pair["k"] and DRAFT_K in track.params and DRAFT_K not in sweeps:
+        base[DRAFT_K] = pair["k"]
+        decisions.append(f"{DRAFT_K}={pair['k']} from the registry pairing [rule: {pair['where']}]")
     from .results import new_run_id
 
     model_name = _safe(os.path.splitext(os.path.basename(model["path"]))[0])
@@ -275,4 +325,5 @@ def prepare_run(cfg: Config, request: RunRequest) -> RunPlan:
         backend=backend,
         llama_cpp_bin=cfg.llama_cpp_bin if backend == "binaries" else None,
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        decisions=decisions,
     )

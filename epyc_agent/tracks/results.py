@@ -139,6 +139,7 @@ def config_json(cfg: Config, plan: RunPlan, result: RunResult) -> dict[str, Any]
         "n_ctx": plan.request.n_ctx,
         "seed": plan.request.seed,
         "configs": plan.configs,
+        "decisions": plan.decisions,
         "workload": {**plan.workload.summary(), "prompt_ids": [p["id"] for p in plan.workload.prompts]},
     }
 
