@@ -143,3 +143,30 @@ def test_real_models_are_incompatible(default_model: Path) -> None:
     assert not ok and why == "tokenizer model differs: target 'llama', draft 'gpt2'"
     ok, why = check_draft(gemma, gemma)
     assert ok and "identical vocabulary" in why
+
+
+def test_our_format_allows_and_deprecates(family: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """allowed_methods lifts the SSM/hybrid header rule (never a tokenizer mismatch), a forbid in
+    the same rule beats it, and a deprecated model is no longer untested."""
+    from epyc_agent.models.registry import decide
+    from epyc_agent.models.tested import untested
+
+    reg_file = tmp_path / "reg.yaml"
+    reg_file.write_text(
+        "models:\n"
+        "  - match: 'mamba'\n"
+        "    allowed_methods: {prompt_lookup: 'validated with state checkpoints', suffix: 'tried'}\n"
+        "    forbidden_methods: {suffix: 'diverges'}\n"
+        "  - match: 'gpt2*'\n    deprecated: 'superseded'\n"
+    )
+    monkeypatch.setenv("EPYC_AGENT_MODEL_REGISTRY", str(reg_file))
+    cfg = load_config()
+    reg = load_registry(cfg)
+    d = decide(resolve_model(cfg, "mamba"), reg)
+    assert d["prompt_lookup"].allowed and d["prompt_lookup"].rule == f"{reg_file}: models[1] (mamba) allowed_methods"
+    assert d["prompt_lookup"].reason == "validated with state checkpoints; overrides the SSM/hybrid header rule"
+    assert not d["suffix"].allowed and d["suffix"].reason == "diverges"
+    assert not d["draft_model"].allowed and d["draft_model"].rule == "GGUF header (SSM/hybrid rule)"
+    ids = [e["id"] for e in untested(cfg, registry=reg)]
+    assert "gpt2" not in ids and "target" in ids
+    assert reg.deprecated_reason(resolve_model(cfg, "gpt2")) == f"superseded [rule: {reg_file}: models[2] (gpt2*)]"
