@@ -69,9 +69,10 @@ def test_run_rerun_report(default_model: Path, root: Path, log_dir: Path) -> Non
         method_s["decode_tps"]["median"] / base_s["decode_tps"]["median"], rel=0.01
     )
 
-    tested = json.loads((log_dir / "tested_models.json").read_text())["tests"]
+    tested = json.loads((log_dir / "tested_models.json").read_text())["tested"]
     assert tested[-1]["method"] == "prompt_lookup" and tested[-1]["run_id"] == out["run_id"]
     assert isinstance(tested[-1]["metrics"]["decode_tps"], float)
+    assert tested[-1]["result_tps"] == tested[-1]["metrics"]["decode_tps"]  # the lab's column, as a number
     ev = _events(log_dir)
     task = f"track 8 run {out['run_id']}"
     assert [e["cat"] for e in ev if e["msg"] == task] == ["TASK_START", "TASK_END"]

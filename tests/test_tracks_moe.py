@@ -53,5 +53,5 @@ def test_track_2_sweeps_expert_counts(tmp_path: Path, log_dir: Path) -> None:
         {"label": "expert_used_count=1", "params": {"expert_used_count": 1}},
         {"label": "expert_used_count=2", "params": {"expert_used_count": 2}},
     ]
-    tested = json.loads((log_dir / "tested_models.json").read_text())["tests"]
+    tested = json.loads((log_dir / "tested_models.json").read_text())["tested"]
     assert tested[-1]["method"] == "moe_reduction"
