@@ -520,6 +520,8 @@ def test_track_run_refusal_names_the_rule(lab: Path, root: Path) -> None:
     """The CLI refuses track 1 on Qwen3-Next with the lab's reason and rule; a paired draft missing
     from the inventory is named in the hint."""
     r = run_cli("track", "run", "1", "--model", "Qwen3-Next-80B-A3B-Instruct-Q4_K_M")
+    if "other llama.cpp process(es)" in r.stderr:  # the sysadmin gate runs first: a benchmark of someone else's
+        pytest.skip("another llama.cpp process is running on this machine")
     assert r.returncode == 2, r.stdout + r.stderr
     assert (
         "track 1 (External draft model) refused: SSM incompatible with external draft (state can't fork)." in r.stderr
