@@ -13,7 +13,7 @@ from conftest import run_cli
 from gguf_factory import tokens, write_gguf
 
 from epyc_agent.config import load_config
-from epyc_agent.errors import ConfigError
+from epyc_agent.errors import ConfigError, EpycAgentError
 from epyc_agent.models.inventory import resolve_model, scan
 from epyc_agent.models.registry import SSM_RULE, decide, load_registry, parse_registry
 
@@ -519,6 +519,8 @@ def test_track_run_on_a_hybrid_the_lab_allows(lab: Path) -> None:
 def test_track_run_refusal_names_the_rule(lab: Path, root: Path) -> None:
     """The CLI refuses track 1 on Qwen3-Next with the lab's reason and rule; a paired draft missing
     from the inventory is named in the hint."""
+    with pytest.raises(EpycAgentError, match=r"refused: SSM incompatible .* constraints\.forbid\]$"):
+        _plan("1", "Qwen3-Next-80B-A3B-Instruct-Q4_K_M")
     r = run_cli("track", "run", "1", "--model", "Qwen3-Next-80B-A3B-Instruct-Q4_K_M")
     if "other llama.cpp process(es)" in r.stderr:  # the sysadmin gate runs first: a benchmark of someone else's
         pytest.skip("another llama.cpp process is running on this machine")
