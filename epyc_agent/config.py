@@ -57,6 +57,25 @@ def _is_int(v: Any) -> int:
     return v
 
 
+def _at_least(low: float, check: Callable[[Any], Any] = _is_int) -> Callable[[Any], Any]:
+    """`check`, then a lower bound: a count of 0 or a negative limit would switch a rule off unseen."""
+
+    def at_least(v: Any) -> Any:
+        n = check(v)
+        if n < low:
+            raise ValueError(f"expected at least {low:g}")
+        return n
+
+    return at_least
+
+
+def _is_pct(v: Any) -> float:
+    n = _is_num(v)
+    if not 0 <= n <= 100:
+        raise ValueError("expected a percentage from 0 to 100")
+    return n
+
+
 def _is_bool(v: Any) -> bool:
     if not isinstance(v, bool):
         raise TypeError("expected true or false")
@@ -100,9 +119,9 @@ SCALARS: dict[str, tuple[Callable[[Any], Any], bool]] = {
 # Sections: name -> {key: (validator, default)}
 SECTIONS: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
     "disk": {
-        "warn_used_pct": (_is_num, 85.0),
-        "critical_used_pct": (_is_num, 95.0),
-        "min_free_gb": (_is_num, 5.0),
+        "warn_used_pct": (_is_pct, 85.0),
+        "critical_used_pct": (_is_pct, 95.0),
+        "min_free_gb": (_at_least(0, _is_num), 5.0),
     },
     "guards": {
         "storage": (_is_mode, "enforce"),
@@ -115,31 +134,31 @@ SECTIONS: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "pytest_workers": (_is_mode, "enforce"),
         "live_bench": (_is_mode, "enforce"),
         "backup": (_is_mode, "enforce"),
-        "pytest_max_workers": (_is_int, 16),
+        "pytest_max_workers": (_at_least(1), 16),
         "allow_commands": (_is_str_list, []),
-        "retry_limit": (_is_int, 3),
+        "retry_limit": (_at_least(1), 3),
         "fail_closed": (_is_bool, True),
         "allow_project_dir": (_is_bool, True),
         "allow_claude_dir": (_is_bool, True),
     },
     "loops": {
-        "retry_storm": (_is_int, 3),
-        "repeat": (_is_int, 4),
-        "alternation": (_is_int, 6),
-        "burst": (_is_int, 30),
-        "burst_window_s": (_is_num, 60.0),
-        "churn": (_is_int, 3),
-        "cycle": (_is_int, 3),
-        "mistake_streak": (_is_int, 3),
-        "compaction_loop": (_is_int, 3),
-        "text_loop": (_is_int, 3),
-        "text_repeat": (_is_int, 5),
+        "retry_storm": (_at_least(2), 3),  # the bounds of `log analyze`'s overrides, where it has them
+        "repeat": (_at_least(2), 4),
+        "alternation": (_at_least(4), 6),
+        "burst": (_at_least(1), 30),
+        "burst_window_s": (_at_least(1, _is_num), 60.0),
+        "churn": (_at_least(2), 3),
+        "cycle": (_at_least(2), 3),
+        "mistake_streak": (_at_least(2), 3),
+        "compaction_loop": (_at_least(2), 3),
+        "text_loop": (_at_least(2), 3),
+        "text_repeat": (_at_least(2), 5),
         "exempt": (_is_str_list, []),
         "warn": (_is_bool, True),
     },
     "results": {
         "layout": (_is_layout, "epyc-agent"),
-        "near_tie_margin": (_is_num, 0.5),
+        "near_tie_margin": (_at_least(0, _is_num), 0.5),
     },
     "measurement": {  # a timed run refuses a llama.cpp build other than the pinned one
         "llama_cpp_sha256": (_is_str_list, []),
@@ -256,7 +275,7 @@ def validate(path: str, data: dict[str, Any]) -> dict[str, Any]:
             check, _is_path = SCALARS[key]
             try:
                 v = check(value)
-            except TypeError as e:
+            except (TypeError, ValueError) as e:
                 raise ConfigError(f"{path}: key '{key}': {e}, got {value!r}") from None
             out[key] = [_abs(x, base) for x in v] if isinstance(v, list) else _abs(v, base)
         elif key in SECTIONS:
@@ -265,15 +284,38 @@ def validate(path: str, data: dict[str, Any]) -> dict[str, Any]:
             spec = SECTIONS[key]
             for sub, sv in value.items():
                 if sub not in spec:
-                    raise ConfigError(f"{path}: unknown key '{key}.{sub}'", hint=f"known: {', '.join(spec)}")
+                    raise _unknown(path, f"{key}.{sub}", [f"{key}.{k}" for k in spec])
                 try:
                     out[f"{key}.{sub}"] = spec[sub][0](sv)
-                except TypeError as e:
+                except (TypeError, ValueError) as e:
                     raise ConfigError(f"{path}: key '{key}.{sub}': {e}, got {sv!r}") from None
         else:
-            known = ", ".join([*SCALARS, *SECTIONS])
-            raise ConfigError(f"{path}: unknown key '{key}'", hint=f"known keys: {known}")
+            raise _unknown(path, str(key), [*SCALARS, *SECTIONS])
+    _check_disk(path, out)
     return out
+
+
+def _unknown(path: str, key: str, known: list[str]) -> ConfigError:
+    """An unknown key, with the closest known one (a key of a section written at the top level
+    points to its section)."""
+    import difflib
+
+    leaf = key.rsplit(".", 1)[-1]
+    homes = [f"{name}.{leaf}" for name, spec in SECTIONS.items() if leaf in spec and f"{name}.{leaf}" != key]
+    close = homes or difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    hint = f"did you mean '{close[0]}'?" if close else f"known: {', '.join(known)}"
+    return ConfigError(f"{path}: unknown key '{key}'", hint=hint)
+
+
+def _check_disk(path: str, values: dict[str, Any]) -> None:
+    """The warning level must come before the critical one, or the warning is never seen."""
+    warn = values.get("disk.warn_used_pct", SECTIONS["disk"]["warn_used_pct"][1])
+    critical = values.get("disk.critical_used_pct", SECTIONS["disk"]["critical_used_pct"][1])
+    if warn > critical:
+        raise ConfigError(
+            f"{path}: disk.warn_used_pct {warn:g} is above disk.critical_used_pct {critical:g}",
+            hint="set the warning level at or below the critical one",
+        )
 
 
 def _abs(p: str, base: str) -> str:

@@ -40,7 +40,7 @@ def main(verb: str, args: list[str]) -> int:
     args = [os.fsdecode(a) if isinstance(a, bytes) else a for a in args]
     try:
         log_verb(verb, args)
-    except ValueError as e:  # wrong argument count
+    except ValueError as e:  # wrong argument count or value
         print(f"epyc-agent: {e}", file=sys.stderr)
         return 2
     except EpycAgentError as e:

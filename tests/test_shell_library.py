@@ -219,7 +219,6 @@ FIXED_CALLS = [
     "agent_task_end done ''",
     "agent_cmd_result make 0",
     "agent_cmd_result make 2 'it failed'",
-    "agent_cmd_result make x1 'not a number'",
     "agent_file_modify /p delete 'clean up' extra words",
     "agent_file_modify /p '' ''",
     "agent_observe tps 41.7",

@@ -375,9 +375,11 @@ def models_registry(ctx: click.Context, as_json: bool) -> int:
 
 
 @models.command("watch")
-@click.option("--debounce", default=1.0, show_default=True, help="Seconds a file must stay quiet.")
+@click.option(
+    "--debounce", type=click.FloatRange(min=0), default=1.0, show_default=True, help="Seconds a file must stay quiet."
+)
 @click.option("--once", is_flag=True, help="Exit after the first change.")
-@click.option("--timeout", type=float, help="Exit after this many seconds.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Exit after this many seconds.")
 @click.option("--agent", help="Agent id for the audit events.")
 @click.pass_context
 def models_watch(ctx: click.Context, debounce: float, once: bool, timeout: float | None, agent: str | None) -> int:

@@ -114,12 +114,23 @@ def _progress(as_json: bool) -> Any:
     return make
 
 
+def _check_request(request: Any) -> None:
+    """What the request alone tells, before any gate runs or any event is written: the track
+    exists and each --param fits it. The model-engineer's plan checks all of it again."""
+    from ..tracks.plan import method_catalog, parse_params
+    from ..tracks.spec import get_track
+
+    track = get_track(request.track)
+    parse_params(track, request.params, method_catalog().get(track.method, {}))
+
+
 def _run(ctx: click.Context, request: Any, as_json: bool) -> int:
     """Through the roles pipeline (preflight, models, safety gate, analysis, record): never around it,
     so a broken gate fails loudly instead of being skipped."""
     from ..roles.pipeline import run
 
     cfg = obj(ctx).config
+    _check_request(request)
 
     def announce(plan: Any) -> None:
         if not as_json:
@@ -192,10 +203,18 @@ def _run(ctx: click.Context, request: Any, as_json: bool) -> int:
     show_default=True,
     help="Workload name under research/workloads/ or a YAML path.",
 )
-@click.option("--prompts", type=int, help="Use only the workload's first N prompts.")
-@click.option("--reps", type=int, default=3, show_default=True, help="Measured repetitions (after 1 warm-up).")
-@click.option("--max-tokens", type=int, default=128, show_default=True, help="Tokens generated per prompt.")
-@click.option("--threads", type=int, help="Threads (default: the CPUs this process may use).")
+@click.option("--prompts", type=click.IntRange(min=1), help="Use only the workload's first N prompts.")
+@click.option(
+    "--reps", type=click.IntRange(min=1), default=3, show_default=True, help="Measured repetitions (after 1 warm-up)."
+)
+@click.option(
+    "--max-tokens", type=click.IntRange(min=1), default=128, show_default=True, help="Tokens generated per prompt."
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(1, os.cpu_count() or 1),
+    help="Threads, at most this machine's CPUs (default: the CPUs this process may use).",
+)
 @click.option(
     "--param", "params", multiple=True, metavar="K=V[,V2]", help="Method parameter; a comma list sweeps it. Repeatable."
 )
@@ -206,7 +225,7 @@ def _run(ctx: click.Context, request: Any, as_json: bool) -> int:
     show_default=True,
     help="auto = binaries when llama_cpp_bin is configured, else embedded llama-cpp-python.",
 )
-@click.option("--n-ctx", type=int, default=4096, show_default=True, help="Context size.")
+@click.option("--n-ctx", type=click.IntRange(min=2), default=4096, show_default=True, help="Context size (tokens).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def track_run(
@@ -226,6 +245,11 @@ def track_run(
 ) -> int:
     """Run the greedy baseline and track TRACK_ID's method on the same prompts; record and report."""
     from ..tracks.plan import RunRequest
+
+    if max_tokens >= n_ctx:
+        raise click.BadParameter(
+            f"{max_tokens} leaves no room for the prompt in --n-ctx {n_ctx}", param_hint="'--max-tokens'"
+        )
 
     req = RunRequest(
         track=track_id,

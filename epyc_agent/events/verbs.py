@@ -48,7 +48,8 @@ def _cmd_intent(cmd: str, reasoning: str = "") -> Fields:
 
 def _cmd_result(cmd: str, exit_code: str, summary: str = "") -> Fields:
     code = _num(str(exit_code).strip())
-    code = code if isinstance(code, int) else None
+    if not isinstance(code, int):  # the retry rule and the analyzers count failures by this number
+        raise ValueError(f"exit code {exit_code!r} is not an integer")
     return {
         "cat": "CMD_RESULT",
         "msg": cmd,
@@ -120,10 +121,14 @@ VERBS: dict[str, Verb] = {
 
 
 def build(verb: str, args: list[str] | tuple[str, ...]) -> Fields:
-    """Event fields for a verb and its positional arguments; ValueError on a wrong count."""
+    """Event fields for a verb and its positional arguments; ValueError (naming the usage) on a
+    wrong count or a value the verb cannot take."""
     v = VERBS[verb]
     if len(args) < v.required:
         raise ValueError(f"usage: {v.usage()}")
     if len(args) > len(v.args):  # old scripts pass unquoted words: keep them, joined into the last field
         args = [*args[: len(v.args) - 1], " ".join(args[len(v.args) - 1 :])]
-    return v.build(*args)
+    try:
+        return v.build(*args)
+    except ValueError as e:
+        raise ValueError(f"{e}; usage: {v.usage()}") from None
