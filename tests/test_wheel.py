@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import zipfile
 from collections.abc import Iterable
 from importlib import metadata
@@ -171,23 +172,14 @@ def test_installed_wheel_runs_from_outside_the_checkout(
     r = _run(installed, tmp_path, "shell-init")
     assert r.returncode == 0 and "agent_task_start()" in r.stdout
 
-    r = _run(
-        installed,
-        tmp_path,
-        "track",
-        "run",
-        "8",
-        "-m",
-        str(default_model),
-        "--prompts",
-        "1",
-        "--reps",
-        "1",
-        "--max-tokens",
-        "4",
-        "--json",
-        timeout=300,
-    )
+    args = ("track", "run", "8", "-m", str(default_model), "--prompts", "1", "--reps", "1", "--max-tokens", "4")
+    for _ in range(12):  # the sysadmin gate refuses to benchmark beside someone else's llama.cpp process
+        r = _run(installed, tmp_path, *args, "--json", timeout=300)
+        if "other llama.cpp process(es)" not in r.stderr:
+            break
+        time.sleep(10)
+    else:
+        pytest.skip("another llama.cpp process kept running on this machine")
     assert r.returncode == 0, r.stderr
     run = json.loads(r.stdout)
     assert Path(run["run_dir"], "summary.json").is_file()
