@@ -325,7 +325,7 @@ def _abs(p: str, base: str) -> str:
 def _file_values(path: str, env: Mapping[str, str]) -> dict[str, Any]:
     """Validated file values, from the JSON cache when it is fresh."""
     st = os.stat(path)
-    key = [path, st.st_size, st.st_mtime_ns]
+    key = [path, st.st_size, st.st_mtime_ns, os.stat(__file__).st_mtime_ns]  # new code: validate again
     log_dir = env.get(LOG_DIR_ENV)
     cache = os.path.join(log_dir, ".state", CACHE_NAME) if log_dir else None
     if cache:  # signed: the agent may write the log dir, and these values decide the guards
