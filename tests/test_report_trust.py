@@ -213,9 +213,9 @@ def test_mixed_runs_report(root: Path) -> None:
     best = next(ln for ln in text.splitlines() if ln.startswith("- Best conclusive speedup"))
     assert best.startswith("- Best conclusive speedup: track 8 (Prompt lookup) `pl_k=8` on tiny-a.gguf")
     assert "1.3x [1.30-1.30] (25.9 [25.9-26.0] vs 19.9 [19.9-20.0] t/s; CV 0.2% vs 0.2%; 3 reps; **conclusive**" in best
-    assert "max_tokens 128, 2 threads, embedded" in best and f"#{digest(BUILD_A)}" in best and f"run {A}" in best
+    assert "max_tokens 128, threads 2, embedded" in best and f"#{digest(BUILD_A)}" in best and f"run {A}" in best
     assert "- 3 higher figure(s) are not conclusive and not counted" in text  # B, D and E
-    assert "Runs differ in max_tokens (128, 32); threads (1, 2); backend (binaries, embedded); build (" in text
+    assert "Runs differ in max_tokens (32, 128); threads (1, 2); backend (binaries, embedded); build (" in text
 
     row_b = table_row(text, "All runs", B, "8", "tiny-a.gguf", "summarization (2p)", "pl_k=8")
     base_cv = statistics.stdev([22.0, 14.0]) / 18.0

@@ -146,7 +146,7 @@ def sweep_chart(plt: Any, sweep: dict[str, Any], path: str) -> None:
     st = sweep["settings"]
     top.set_title(
         f"Track {sweep['track']['id']} ({sweep['track']['name']}): {p} on {sweep['model']}, {sweep['workload']}\n"
-        f"max_tokens {st['max_tokens']}, {st['threads']} threads, {st['backend']}, build {st['build'] or '-'}\n"
+        f"max_tokens {st['max_tokens']}, threads {st['threads']}, {st['backend']}, build {st['build'] or '-'}\n"
         f"whiskers: per-rep ratios min-max; lines: median of the conclusive points\n{EXPLAIN}",
         fontsize=7,
     )
@@ -184,7 +184,7 @@ def over_time_chart(plt: Any, track: dict[str, Any], rows: list[Row], path: str)
     for r in rows:
         if _when(r):
             st = r["settings"]
-            label = f"{r['model']} / {r['workload']} / max_tokens {st['max_tokens']}, {st['threads']} threads"
+            label = f"{r['model']} / {r['workload']} / max_tokens {st['max_tokens']}, threads {st['threads']}"
             groups.setdefault(label, []).append(r)
     for i, (label, mine) in enumerate(sorted(groups.items())):
         color = f"C{i % 10}"

@@ -66,7 +66,7 @@ def metric_cells(s: dict[str, Any]) -> list[Any]:
 
 
 def fmt_settings(st: dict[str, Any]) -> str:
-    return f"max_tokens {st['max_tokens']}, {st['threads']} threads, {st['backend']}, build {st['build'] or '-'}"
+    return f"max_tokens {st['max_tokens']}, threads {st['threads']}, {st['backend']}, build {st['build'] or '-'}"
 
 
 def setting_cells(st: dict[str, Any]) -> list[Any]:
@@ -93,7 +93,7 @@ def _intro(runs: list[Run], runs_at: str) -> list[str]:
         f"Regenerated {now} from {len(runs)} run(s) in `{runs_at}` by `epyc-agent report`. "
         "Every figure names its run id, reps, verdict and decode t/s CV; spreads are min-max of the per-rep "
         "decode tokens/s; a speedup's bracket is the min-max of its per-rep ratios (method over baseline decode "
-        "t/s of the same rep and prompt, so the baseline's spread is in it).",
+        "t/s of each rep and prompt, so the baseline's spread and prompt-to-prompt differences are in it).",
         "",
         f"A run is **conclusive** with at least {MIN_REPS} repetitions and every decode CV at most "
         f"{CV_LIMIT:.0%}; **inconclusive** (fewer reps), **unstable** (higher CV) and interrupted runs are "
@@ -142,7 +142,7 @@ def _summary(runs: list[Run], rows_: list[Row]) -> list[str]:
         out.append(f"- {len(slower)} configuration(s) were slower than the baseline ({n} of them conclusive).")
     diverged = [r for r in rows_ if r.get("identical_outputs") is not None and r["identical_outputs"] < r["prompts"]]
     if diverged:
-        out.append(f"- {len(diverged)} configuration(s) changed the output on some prompts (see agreement below).")
+        out.append(f"- {len(diverged)} configuration(s) changed the output on some prompts (column identical below).")
     return [*out, ""]
 
 
@@ -150,9 +150,9 @@ def _mixed(runs: list[Run]) -> list[str]:
     """Which settings differ between runs: figures from different settings do not compare."""
     differ = []
     for k in SETTINGS:
-        vals = sorted({str(r["settings"][k]) for r in runs})
+        vals = sorted({r["settings"][k] for r in runs}, key=lambda v: (str(type(v)), v if v is not None else 0))
         if len(vals) > 1:
-            differ.append(f"{k} ({', '.join(vals)})")
+            differ.append(f"{k} ({', '.join(str(v) for v in vals)})")
     if not differ:
         return []
     return [f"- Runs differ in {'; '.join(differ)}: compare figures only at equal settings (columns below)."]
