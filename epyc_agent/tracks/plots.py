@@ -65,11 +65,12 @@ def speedup_chart(plt: Any, rows: list[Row], path: str) -> None:
     """One bar per configuration (latest MAX_BARS), absolute t/s on top, verdict and CV in the label."""
     rows = rows[-MAX_BARS:]
     labels = [
-        f"t{r['track']['id']} {r['config']}\n{r['model'][:28]}\n{r['run'][:17]}\n"
-        f"{r['reps']} reps, {r['run_verdict']}\nCV {_cv(r['cv'])} / base {_cv(r['base']['cv'])}"
+        f"t{r['track']['id']} {r['config']}\n{r['model'][:24]}\n{r['run'][:17]}\n"
+        f"mt {r['settings']['max_tokens']}, th {r['settings']['threads']}, {r['reps']} reps\n{r['run_verdict']}\n"
+        f"CV {_cv(r['cv'])} / base {_cv(r['base']['cv'])}"
         for r in rows
     ]
-    fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(rows)), 5.6))
+    fig, ax = plt.subplots(figsize=(max(6, 1.7 * len(rows)), 6))
     x = range(len(rows))
     ok = [conclusive(r) for r in rows]
     bars = ax.bar(x, [r["speedup"] for r in rows], yerr=whiskers(rows), capsize=4, edgecolor="#4878a8")
