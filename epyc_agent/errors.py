@@ -49,3 +49,22 @@ class EpycAgentWarning(UserWarning):
 
 class NotBuiltError(EpycAgentError):
     """A feature exists in the plan but is not implemented: said plainly, never faked."""
+
+
+class RunInterrupted(BaseException):  # noqa: N818 - named for what happened, like KeyboardInterrupt
+    """SIGTERM or SIGINT during a run. A BaseException, as KeyboardInterrupt is, so that no
+    `except Exception` swallows it; the CLI exits 128 + the signal's number once the run folder
+    is marked interrupted."""
+
+    NAMES = {2: "SIGINT", 15: "SIGTERM"}
+
+    def __init__(self, signum: int, hint: str | None = None) -> None:
+        super().__init__(f"interrupted by {self.NAMES.get(signum, f'signal {signum}')}")
+        self.signum, self.hint = signum, hint
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+    def render(self) -> str:
+        return f"{self} ({self.hint})" if self.hint else str(self)

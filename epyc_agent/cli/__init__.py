@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from ..errors import EXIT_USAGE, EpycAgentError, EpycAgentWarning
+from ..errors import EXIT_USAGE, EpycAgentError, EpycAgentWarning, RunInterrupted
 
 # command name -> "module:attribute"; a command whose module is absent is not offered
 COMMANDS: dict[str, str] = {
@@ -107,7 +107,7 @@ def run(args: list[str]) -> int:
     warnings.showwarning = _show_warning
     try:
         rv = cli.main(args, prog_name="epyc-agent", standalone_mode=False)
-    except EpycAgentError as e:
+    except (EpycAgentError, RunInterrupted) as e:
         click.echo(f"epyc-agent: {e.render()}", err=True)
         return e.exit_code
     except click.exceptions.Exit as e:

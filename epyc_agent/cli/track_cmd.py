@@ -1,5 +1,5 @@
-"""`epyc-agent track list|show|run|rerun|runs` and `epyc-agent report`: thin adapters over
-`epyc_agent.tracks`."""
+"""`epyc-agent track list|show|run|rerun|resume|runs|status` and `epyc-agent report`: thin adapters
+over `epyc_agent.tracks`."""
 
 from __future__ import annotations
 
@@ -93,27 +93,6 @@ def track_show(track_id: str, as_json: bool) -> int:
     return 0
 
 
-def _progress(as_json: bool) -> Any:
-    """A tqdm bar on stderr, only when stderr is a terminal and output is not JSON."""
-    if as_json or not sys.stderr.isatty():
-        return None
-
-    def make(plan: Any) -> Any:
-        from tqdm import tqdm
-
-        bar = tqdm(total=plan.generations, file=sys.stderr, unit="gen", leave=False)
-
-        def tick(desc: str) -> None:
-            bar.set_description(desc[:30])
-            bar.update(1)
-            if bar.n >= bar.total:
-                bar.close()
-
-        return tick
-
-    return make
-
-
 def _check_request(request: Any) -> None:
     """What the request alone tells, before any gate runs or any event is written: the track
     exists and each --param fits it. The model-engineer's plan checks all of it again."""
@@ -124,18 +103,21 @@ def _check_request(request: Any) -> None:
     parse_params(track, request.params, method_catalog().get(track.method, {}))
 
 
-def _run(ctx: click.Context, request: Any, as_json: bool) -> int:
+def _run(ctx: click.Context, request: Any, as_json: bool, resume: str | None = None, detach: bool = False) -> int:
     """Through the roles pipeline (preflight, models, safety gate, analysis, record): never around it,
     so a broken gate fails loudly instead of being skipped."""
     from ..roles.pipeline import run
+    from .progress import progress_display
 
     cfg = obj(ctx).config
     _check_request(request)
+    if detach:
+        return _detach(ctx, request, as_json)
 
     def announce(plan: Any) -> None:
         if not as_json:
             click.echo(
-                f"# run {plan.run_id}: track {plan.track.id} ({plan.track.method}) on "
+                f"# {'resume ' if resume else ''}run {plan.run_id}: track {plan.track.id} ({plan.track.method}) on "
                 f"{os.path.basename(plan.model['path'])}, {len(plan.workload.prompts)} prompt(s) x "
                 f"{plan.request.reps} reps, {len(plan.configs)} config(s), backend {plan.backend}",
                 err=True,
@@ -143,7 +125,7 @@ def _run(ctx: click.Context, request: Any, as_json: bool) -> int:
             for line in plan.decisions:
                 click.echo(f"# {line}", err=True)
 
-    plan, result, run_dir = run(cfg, request, _progress(as_json), announce)
+    plan, result, run_dir = run(cfg, request, progress_display(as_json), announce, resume=resume)
     report = os.path.join(cfg.root, "research", "research_report.md")
     if as_json:
         emit_json({"run_id": plan.run_id, "run_dir": run_dir, "report": report, "summary": result.summary})
@@ -226,6 +208,12 @@ def _run(ctx: click.Context, request: Any, as_json: bool) -> int:
     help="auto = binaries when llama_cpp_bin is configured, else embedded llama-cpp-python.",
 )
 @click.option("--n-ctx", type=click.IntRange(min=2), default=4096, show_default=True, help="Context size (tokens).")
+@click.option(
+    "--detach",
+    is_flag=True,
+    help="Return once the gates pass, with the run id; the run goes on in its own process "
+    "(output in <run folder>/run.log; follow it with `track status RUN_ID`).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def track_run(
@@ -241,9 +229,11 @@ def track_run(
     params: tuple[str, ...],
     backend: str,
     n_ctx: int,
+    detach: bool,
     as_json: bool,
 ) -> int:
-    """Run the greedy baseline and track TRACK_ID's method on the same prompts; record and report."""
+    """Run the greedy baseline and track TRACK_ID's method on the same prompts; record and report.
+    SIGTERM or Ctrl-C leaves the run folder marked interrupted (exit 143/130): `track resume` it."""
     from ..tracks.plan import RunRequest
 
     if max_tokens >= n_ctx:
@@ -264,7 +254,79 @@ def track_run(
         backend=backend,
         n_ctx=n_ctx,
     )
-    return _run(ctx, req, as_json)
+    return _run(ctx, req, as_json, detach=detach)
+
+
+def _detach(ctx: click.Context, request: Any, as_json: bool) -> int:
+    """Gate here (a refusal is this command's own exit 2), then measure in a detached
+    `track resume` of the reserved folder, which goes through the gates again as any resume does."""
+    from ..roles.pipeline import gate
+    from ..tracks.journal import LOG, detach, release
+
+    root = obj(ctx)
+    gated = gate(root.config, request)
+    release(gated.journal)
+    argv = [sys.executable, "-m", "epyc_agent"]
+    for flag, value in (("--config", root.config_file), ("--root", root.root)):
+        argv += [flag, os.path.abspath(value)] if value else []
+    run_id, run_dir = gated.plan.run_id, gated.journal.run_dir
+    pid = detach(run_dir, [*argv, "track", "resume", run_id])
+    data = {"run_id": run_id, "run_dir": run_dir, "state": "running", "pid": pid, "log": os.path.join(run_dir, LOG)}
+    if as_json:
+        emit_json(data)
+        return 0
+    echo(kv([("run", run_id), ("pid", pid), ("log", data["log"]), ("follow", f"epyc-agent track status {run_id}")]))
+    return 0
+
+
+@track.command("resume")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def track_resume(ctx: click.Context, run_id: str, as_json: bool) -> int:
+    """Finish an interrupted (or failed) run in its own folder: its complete reps are kept, the rest
+    is measured (the model files and prompts must be unchanged), then summary and report as for any run."""
+    from ..tracks.pipeline import resume_request
+
+    return _run(ctx, resume_request(obj(ctx).config, run_id), as_json, resume=run_id)
+
+
+@track.command("status")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def track_status(ctx: click.Context, run_id: str, as_json: bool) -> int:
+    """A run's state (running, interrupted, done, failed), generations done of total, and whether
+    the process measuring it is alive."""
+    from ..errors import EpycAgentError
+    from ..tracks.journal import progress_of, run_path
+
+    p = progress_of(run_path(obj(ctx).config, run_id))
+    if p is None:
+        raise EpycAgentError(f"no run {run_id!r}", hint="see `epyc-agent track runs`")
+    if as_json:
+        emit_json(p)
+        return 0
+    alive = {True: "alive", False: "gone", None: "not started yet"}[p["pid_alive"]]
+    nxt = {
+        "interrupted": f"epyc-agent track resume {p['run_id']}",
+        "failed": f"epyc-agent track resume {p['run_id']} (once the error is fixed)",
+        "running": f"tail {p['log']}" if p["log"] else f"epyc-agent track status {p['run_id']}",
+        "done": os.path.join(p["dir"], "summary.md"),
+    }
+    rows = [
+        ("run", p["run_id"]),
+        ("state", p["state"]),
+        ("generations", f"{p['done']}/{p['total']}"),
+        ("pid", f"{p['pid']} ({alive})" if p["pid"] else alive),
+        ("started", p["started"] or "-"),
+        ("updated", p["updated"] or "-"),
+        ("error", p["error"] or "-"),
+        ("dir", p["dir"]),
+        ("next", nxt.get(p["state"], "-")),
+    ]
+    echo(kv(rows))
+    return 0
 
 
 @track.command("rerun")
@@ -282,7 +344,8 @@ def track_rerun(ctx: click.Context, run_id: str, as_json: bool) -> int:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def track_runs(ctx: click.Context, as_json: bool) -> int:
-    """Recorded runs, oldest first."""
+    """Recorded runs and runs in progress, interrupted or failed, oldest first."""
+    from ..tracks.journal import list_progress
     from ..tracks.report import load_runs
 
     runs = load_runs(obj(ctx).config)
@@ -298,6 +361,11 @@ def track_runs(ctx: click.Context, as_json: bool) -> int:
         }
         for r in runs
     ]
+    progress = {p["dir"]: p for p in list_progress(obj(ctx).config)}
+    for d in data:
+        d.update({"state": "done", **{k: (progress.get(d["dir"]) or {}).get(k) for k in ("done", "total")}})
+    data += [_unfinished(p) for p in progress.values() if p["state"] != "done"]
+    data.sort(key=lambda d: d["run_id"])
     if as_json:
         emit_json(data)
         return 0
@@ -309,16 +377,25 @@ def track_runs(ctx: click.Context, as_json: bool) -> int:
                     d["track"],
                     os.path.basename(d["model"]),
                     d["workload"],
+                    d["state"],
+                    f"{d['done']}/{d['total']}" if d["total"] is not None else "-",
                     d["best_speedup"] if d["best_speedup"] is not None else "-",
                 ]
                 for d in data
             ],
-            ["run", "track", "model", "workload", "best speedup"],
+            ["run", "track", "model", "workload", "state", "generations", "best speedup"],
         )
         if data
         else "no runs yet"
     )
     return 0
+
+
+def _unfinished(p: dict[str, Any]) -> dict[str, Any]:
+    """A `track runs` row for a run without a summary yet."""
+    what = p["what"]
+    keys = ("run_id", "state", "done", "total", "dir")
+    return {**{k: p[k] for k in keys}, **what, "configs": None, "best_speedup": None}
 
 
 @click.command("report")

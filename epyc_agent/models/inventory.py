@@ -20,7 +20,7 @@ from ..errors import EpycAgentError
 from .gguf_header import GGUFError, quantization_name, read_header
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from ..config import Config
 
@@ -310,13 +310,20 @@ def _hf_name(folder: str) -> str:
     return parts[-1]
 
 
-def sha256_files(paths: list[str]) -> str:
-    """sha256 over the files' bytes in order (a split set hashes as its concatenation)."""
+def sha256_files(paths: list[str], on_bytes: Callable[[int], None] | None = None) -> str:
+    """sha256 over the files' bytes in order (a split set hashes as its concatenation); `on_bytes`
+    hears the bytes read so far (0 first), as hashing 60 GB takes a minute."""
     h = hashlib.sha256()
+    done = 0
+    if on_bytes:
+        on_bytes(0)
     for p in paths:
         with open(p, "rb") as f:
             while block := f.read(1 << 20):
                 h.update(block)
+                done += len(block)
+                if on_bytes:
+                    on_bytes(done)
     return h.hexdigest()
 
 

@@ -3,22 +3,27 @@
   sysadmin preflight -> model-engineer -> safety-reviewer gate -> benchmark-analyst -> research-engineer
 
 A refusal at any step raises `RoleRefusal` (exit 2, its reason on one line) and nothing after it
-runs. Same signature as `tracks.pipeline.run`, which this replaces for the CLI.
+runs. `gate` is the first three steps (it ends by reserving the run folder, or reclaiming the one a
+resumed run measured into), `measure` the last two; `track run --detach` gates in the caller and
+measures in a detached `track resume`. A SIGTERM or Ctrl-C while measuring leaves the folder
+marked interrupted and every open task ended `interrupted`.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..errors import EpycAgentError
+from ..errors import EpycAgentError, RunInterrupted
 from . import policies
 from .policies import RoleRefusal, Verdict
 
 if TYPE_CHECKING:
     from ..config import Config
     from ..events.writer import AuditLog
+    from ..tracks.journal import Journal
     from ..tracks.plan import RunPlan, RunRequest
     from ..tracks.runner import RunResult
 
@@ -34,6 +39,7 @@ class _Step:
         self.role, self.title = role, f"{role}: {title}"
         self.log: AuditLog = AuditLog(cfg.log_dir, session, agent=role)
         self.log.task_start(self.title, context)
+        self.open = True
 
     def verdict(self, v: Verdict, hint: str | None = None) -> None:
         if v.ok:
@@ -44,7 +50,7 @@ class _Step:
         raise RoleRefusal(v, hint)
 
     def end(self, outcome: str, data: dict[str, Any] | None = None) -> None:
-        ok = outcome == "success"
+        ok, self.open = outcome == "success", False
         self.log.event(
             "TASK_END",
             self.title,
@@ -116,23 +122,53 @@ def earlier_runs(cfg: Config, plan: RunPlan) -> list[dict[str, Any]]:
     return out
 
 
+@dataclass
+class Gated:
+    """A request every gate has passed, with its run folder claimed."""
+
+    plan: RunPlan
+    journal: Journal
+    session: str
+    key: str  # the configuration key the retry budget counts
+
+
 def run(
     cfg: Config,
     request: RunRequest,
     progress: Callable[[RunPlan], Any] | None = None,
     on_plan: Callable[[RunPlan], None] | None = None,
     host_changes: Iterable[dict[str, Any]] = (),
+    resume: str | None = None,
 ) -> tuple[RunPlan, RunResult, str]:
-    """Run one request through the five roles; returns (plan, result, run_dir) or raises RoleRefusal."""
+    """Run one request through the five roles (into run `resume`'s folder when given); returns
+    (plan, result, run_dir) or raises RoleRefusal."""
+    from ..tracks.journal import mark_failed
+
+    try:
+        gated = gate(cfg, request, host_changes, resume)
+    except RoleRefusal as e:
+        if resume:
+            mark_failed(cfg, resume, e)
+        raise
+    if on_plan:  # announced only once every gate has passed
+        on_plan(gated.plan)
+    return measure(cfg, gated, progress)
+
+
+def gate(
+    cfg: Config, request: RunRequest, host_changes: Iterable[dict[str, Any]] = (), resume: str | None = None
+) -> Gated:
+    """Steps 1-3 (sysadmin, model-engineer, safety-reviewer), then the run folder: a new one, or the
+    folder of run `resume`."""
     from ..events.schema import NO_SESSION
-    from ..fileio import write_json_atomic
     from ..sessions import current_session_id
     from ..storage import guard_for
     from ..system import health, probe
+    from ..tracks.journal import reopen, reserve, run_path
     from ..tracks.labfiles import note_refusal, output_paths
     from ..tracks.plan import prepare_run, with_registry_draft
     from ..tracks.report import REPORT_NAME
-    from ..tracks.results import lab_layout, log_failure, log_start, record, runs_dir
+    from ..tracks.results import lab_layout, runs_dir
 
     session = current_session_id(cfg) or NO_SESSION  # without a session, the session-less events count
     request = with_registry_draft(cfg, request)  # every role then sees the draft the run will use
@@ -173,6 +209,8 @@ def run(
         plan = prepare_run(cfg, request)
     except EpycAgentError as e:
         step.verdict(Verdict("model-engineer", False, e.render()))
+    if resume:
+        plan.run_id = os.path.basename(run_path(cfg, resume))
     step.end("success", {"run_id": plan.run_id, "configs": len(plan.configs)})
 
     # 3. safety-reviewer: output paths under the root, retry budget, rollback plans
@@ -195,17 +233,53 @@ def run(
         )
     )
     step.end("success")
-    if on_plan:  # announced only once every gate has passed
-        on_plan(plan)
+    journal = reopen(cfg, plan, resume) if resume else reserve(cfg, plan)
+    return Gated(plan, journal, session, key)
 
-    # 4. benchmark-analyst: execute, CV flags, repetitions, earlier runs of the same configuration
-    step = _Step(cfg, session, "benchmark-analyst", "benchmark", f"run {plan.run_id}; config {key}")
+
+def measure(
+    cfg: Config, gated: Gated, progress: Callable[[RunPlan], Any] | None = None
+) -> tuple[RunPlan, RunResult, str]:
+    """Steps 4-5 (benchmark-analyst, research-engineer) into the claimed run folder, whose state
+    says how it ended: done, failed, or interrupted (then `RunInterrupted` goes on to the caller)."""
+    from ..tracks.journal import interruptible
+    from ..tracks.results import log_interrupted, log_start
+
+    plan, journal = gated.plan, gated.journal
+    kept = f"; resumed with {len(journal.records)} of {journal.total} generations kept" if journal.records else ""
+    steps: list[_Step] = []
+    with interruptible():
+        try:
+            log_start(cfg, plan, kept)
+            result, run_dir = _measure(cfg, gated, steps, progress, kept)
+        except RunInterrupted as e:
+            journal.close("interrupted", e)
+            why = f"{e}, {len(journal.records)} of {journal.total} generations kept in {journal.run_dir}"
+            log_interrupted(cfg, plan, why)
+            for step in steps:
+                if step.open:  # no config_key: an interruption neither spends nor refills the retry budget
+                    step.end("interrupted", {"run_id": plan.run_id})
+            e.hint = f"{why}; finish it with `epyc-agent track resume {plan.run_id}`"
+            raise
+        except BaseException as e:
+            journal.close("failed", e)
+            raise
+        journal.close("done")
+    return plan, result, run_dir
+
+
+def _measure(cfg: Config, gated: Gated, steps: list[_Step], progress: Any, kept: str) -> tuple[RunResult, str]:
+    from ..fileio import write_json_atomic
+    from ..tracks.results import log_failure, record
     from ..tracks.runner import execute
 
-    log_start(cfg, plan)
+    plan, key = gated.plan, gated.key
+    # 4. benchmark-analyst: execute, CV flags, repetitions, earlier runs of the same configuration
+    step = _Step(cfg, gated.session, "benchmark-analyst", "benchmark", f"run {plan.run_id}; config {key}{kept}")
+    steps.append(step)
     try:
-        result = execute(plan, progress(plan) if progress else None)
-    except BaseException as e:
+        result = execute(plan, gated.journal, progress(plan) if progress else None)
+    except Exception as e:
         log_failure(cfg, plan, e)
         step.log.error(f"run {plan.run_id} failed: {e}", type(e).__name__)
         step.end("failure", {"config_key": key, "run_id": plan.run_id})
@@ -214,14 +288,15 @@ def run(
     step.end("success", {"config_key": key, "run_id": plan.run_id, "verdict": analysis["verdict"]})
 
     # 5. research-engineer: record the run, regenerate the report, store the analysis
-    step = _Step(cfg, session, "research-engineer", "record", f"run {plan.run_id}")
+    step = _Step(cfg, gated.session, "research-engineer", "record", f"run {plan.run_id}")
+    steps.append(step)
     run_dir = record(cfg, plan, result)
     path = os.path.join(run_dir, "analysis.json")
     write_json_atomic(path, {"run_id": plan.run_id, "config_key": key, **analysis})
     step.log.file_modify(run_dir, "create", f"run {plan.run_id} recorded; report regenerated")
     step.log.observe("run verdict", analysis["verdict"], data={"run_id": plan.run_id, "reason": analysis["reason"]})
     step.end("success", {"run_dir": run_dir})
-    return plan, result, run_dir
+    return result, run_dir
 
 
 def _analyze(log: AuditLog, cfg: Config, plan: RunPlan, result: RunResult) -> dict[str, Any]:

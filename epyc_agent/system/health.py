@@ -234,30 +234,33 @@ def own_lineage() -> set[int]:
 
 def program_name(cmdline: list[str], name: str) -> str:
     """A process's program: the base name of argv[0], else the kernel's name for it. A script run by
-    its interpreter (`python /x/epyc-agent track run`) is named by the script."""
+    its interpreter (`python /x/epyc-agent track run`) is named by the script, and `python -m
+    epyc_agent` (a detached run) is epyc-agent."""
     if not cmdline or not cmdline[0]:
         return name
     prog = os.path.basename(cmdline[0])
+    if prog.startswith("python") and cmdline[1:3] == ["-m", "epyc_agent"]:
+        return "epyc-agent"
     if prog.startswith("python") and len(cmdline) > 1 and not cmdline[1].startswith("-"):
         return os.path.basename(cmdline[1])
     return prog
 
 
 def is_heavy(cmdline: list[str], prog: str, programs: set[str]) -> bool:
-    """A llama.cpp tool by name, or another `epyc-agent track run|rerun` (in-process inference):
-    decided on argv positions, never on a substring of the whole command line."""
+    """A llama.cpp tool by name, or another `epyc-agent track run|rerun|resume` (in-process
+    inference): decided on argv positions, never on a substring of the whole command line."""
     if prog in programs:
         return True
     if prog != "epyc-agent":
         return False
-    args = iter(cmdline[1 if os.path.basename(cmdline[0]) == prog else 2 :])
+    args = iter(cmdline[1 if os.path.basename(cmdline[0]) == prog else 3 if cmdline[1:2] == ["-m"] else 2 :])
     words = []
     for w in args:
         if w in ("--config", "--root"):  # the global options that take a value
             next(args, None)
         elif not w.startswith("-"):
             words.append(w)
-    return words[:2] in (["track", "run"], ["track", "rerun"])
+    return words[:2] in (["track", "run"], ["track", "rerun"], ["track", "resume"])
 
 
 def heavy_processes(programs: Iterable[str] = HEAVY_PROGRAMS) -> list[dict[str, Any]]:

@@ -69,12 +69,6 @@ class RunPlan:
     created: str
     decisions: list[str] = field(default_factory=list)  # registry rules that allowed or shaped the run
 
-    @property
-    def generations(self) -> int:
-        """Generations the run performs (warm-ups included), for the progress bar."""
-        per_config = len(self.workload.prompts) * self.request.reps + 1
-        return per_config * (1 + len(self.configs))
-
 
 def parse_params(track: Track, pairs: list[str], method_params: dict[str, Any]) -> dict[str, list[Any]]:
     """`k=v` / `k=v1,v2` into typed value lists; names must be the track's or the method's."""

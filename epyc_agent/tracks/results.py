@@ -1,5 +1,6 @@
 """Recording a run: the run folder (config.json, output.jsonl, summary.json, summary.md), the tested
 models list, the audit log, and the regenerated research report: all automatic after every run.
+The folder itself, and output.jsonl as each record finishes, come from `journal` while it runs.
 
 With `results.layout: lab` the run folder is the lab's `benchmarks/results/runs/<YYYYMMDD_HHMMSS>/`
 in `lab_research_dir` (plus the lab's metadata.json), and the lab's result tables are updated too
@@ -7,7 +8,6 @@ in `lab_research_dir` (plus the lab's metadata.json), and the lab's result table
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from ..config import Config
     from ..events.writer import AuditLog
     from .plan import RunPlan
-    from .runner import RunResult
+    from .runner import Progress, RunResult
 
 
 def lab_layout(cfg: Config) -> bool:
@@ -42,8 +42,12 @@ def new_run_id(cfg: Config, track_id: int, model_stem: str) -> str:
     return f"{time.strftime('%Y-%m-%d_%H%M%S', time.gmtime())}-t{track_id}-{model_stem}"
 
 
-def file_sha256(cfg: Config, path: str) -> str:
-    """A model's sha256, cached by (path, size, mtime) under the cache dir: big GGUFs hash once."""
+def file_sha256(cfg: Config, path: str, progress: Progress | None = None) -> str:
+    """A model's sha256, cached by (path, size, mtime) under the cache dir: big GGUFs hash once
+    (`progress` hears how far the first time gets)."""
+    from ..models.inventory import sha256_files
+    from .runner import Hashing
+
     st = os.stat(path)
     key = f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}"
     cache_path = os.path.join(cfg.cache_dir, "tracks", "sha256.json")
@@ -52,16 +56,13 @@ def file_sha256(cfg: Config, path: str) -> str:
     except EpycAgentError:
         cache = {}
     if key not in cache:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 22), b""):
-                h.update(block)
-        cache[key] = h.hexdigest()
+        tell = progress or (lambda _event: None)
+        cache[key] = sha256_files([path], lambda n: tell(Hashing(path, n, st.st_size)))
         write_json_atomic(cache_path, cache)
     return str(cache[key])
 
 
-def _model_info(cfg: Config, entry: dict[str, Any] | None) -> dict[str, Any] | None:
+def _model_info(cfg: Config, entry: dict[str, Any] | None, progress: Progress | None) -> dict[str, Any] | None:
     if entry is None:
         return None
     keep = (
@@ -79,7 +80,7 @@ def _model_info(cfg: Config, entry: dict[str, Any] | None) -> dict[str, Any] | N
         "params",
     )
     info = {k: entry[k] for k in keep if k in entry}
-    info["sha256"] = entry.get("sha256") or file_sha256(cfg, entry["path"])
+    info["sha256"] = entry.get("sha256") or file_sha256(cfg, entry["path"], progress)
     return info
 
 
@@ -95,15 +96,22 @@ def task_name(plan: RunPlan) -> str:
     return f"track {plan.track.id} run {plan.run_id}"
 
 
-def log_start(cfg: Config, plan: RunPlan) -> None:
-    """TASK_START before any generation, so an interrupted run is visible in the log."""
+def log_start(cfg: Config, plan: RunPlan, note: str = "") -> None:
+    """TASK_START before any generation (each segment of a resumed run has its own, `note` says
+    what it resumes), so a run is visible in the log while it runs."""
     with audit(cfg) as log:
         log.task_start(
             task_name(plan),
             f"{plan.track.name} ({plan.track.method}) on "
             f"{os.path.basename(plan.model['path'])}, workload {plan.workload.name}, "
-            f"{plan.request.reps} reps, {len(plan.configs)} config(s), backend {plan.backend}",
+            f"{plan.request.reps} reps, {len(plan.configs)} config(s), backend {plan.backend}" + note,
         )
+
+
+def log_interrupted(cfg: Config, plan: RunPlan, why: str) -> None:
+    with audit(cfg) as log:
+        log.warn(f"{task_name(plan)} interrupted: {why}", "the run folder keeps what was measured")
+        log.task_end(task_name(plan), "interrupted")
 
 
 def log_failure(cfg: Config, plan: RunPlan, error: BaseException) -> None:
@@ -112,17 +120,23 @@ def log_failure(cfg: Config, plan: RunPlan, error: BaseException) -> None:
         log.task_end(task_name(plan), "failure")
 
 
-def config_json(cfg: Config, plan: RunPlan, result: RunResult) -> dict[str, Any]:
-    """Everything needed to repeat the run and to know what it measured."""
+def config_json(
+    cfg: Config,
+    plan: RunPlan,
+    backend_info: dict[str, Any],
+    host: dict[str, Any],
+    times: dict[str, Any],
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Everything needed to repeat the run and to know what it measured. Written before the first
+    generation (`times`: started, and ended/wall_s None) and again when the run is done."""
     from importlib.metadata import version
 
     return {
         "run_id": plan.run_id,
         "schema": 1,
         "created": plan.created,
-        "started": result.started,
-        "ended": result.ended,
-        "wall_s": result.wall_s,
+        **times,
         "epyc_agent": version("epyc-agent"),
         "request": plan.request.as_dict(),
         "track": {
@@ -131,10 +145,10 @@ def config_json(cfg: Config, plan: RunPlan, result: RunResult) -> dict[str, Any]
             "method": plan.track.method,
             "status": plan.track.status,
         },
-        "model": _model_info(cfg, plan.model),
-        "draft": _model_info(cfg, plan.draft),
-        "backend": {**result.backend_info, "llama_cpp_bin": plan.llama_cpp_bin},
-        "host": result.host,
+        "model": _model_info(cfg, plan.model, progress),
+        "draft": _model_info(cfg, plan.draft, progress),
+        "backend": {**backend_info, "llama_cpp_bin": plan.llama_cpp_bin},
+        "host": host,
         "threads": plan.threads,
         "n_ctx": plan.request.n_ctx,
         "seed": plan.request.seed,
@@ -177,59 +191,23 @@ def summary_md(conf: dict[str, Any], summary: list[dict[str, Any]]) -> str:
     )
 
 
-def _reserve(base: str, run_id: str) -> str:
-    """Claim a free folder name with mkdir (atomic: two concurrent runs never get the same one)."""
-    name, n = run_id, 2
-    while True:
-        try:
-            os.mkdir(os.path.join(base, name))
-            return name
-        except FileExistsError:
-            name, n = f"{run_id}-{n}", n + 1
-
-
 def write_run(cfg: Config, plan: RunPlan, result: RunResult) -> str:
-    """The run folder, written into a temp folder and renamed onto its reserved (empty) name: all
-    files or none."""
-    import shutil
+    """The closing files of the run folder the journal measured into (output.jsonl is there
+    already), each written atomically; summary.json last, as its presence marks a complete run."""
+    run_dir = os.path.join(runs_dir(cfg), plan.run_id)
+    times = {"started": result.started, "ended": result.ended, "wall_s": result.wall_s}
+    conf = config_json(cfg, plan, result.backend_info, result.host, times)
+    if result.resumed:
+        conf["resumed"] = result.resumed
+    write_json_atomic(os.path.join(run_dir, "config.json"), conf)
+    write_text_atomic(os.path.join(run_dir, "summary.md"), summary_md(conf, result.summary))
+    if lab_layout(cfg):
+        from .labfiles import metadata_json
 
-    base = runs_dir(cfg)
-    os.makedirs(base, exist_ok=True)
-    run_id = plan.run_id = _reserve(base, plan.run_id)
-    run_dir = os.path.join(base, run_id)
-    conf = config_json(cfg, plan, result)
-    tmp = os.path.join(base, f".{run_id}.{os.getpid()}.tmp")
-    os.makedirs(tmp)
-    try:
-        write_json_atomic(os.path.join(tmp, "config.json"), conf)
-        write_json_atomic(os.path.join(tmp, "summary.json"), {"run_id": run_id, "summary": result.summary})
-        write_text_atomic(os.path.join(tmp, "output.jsonl"), output_jsonl(run_id, plan, result))
-        write_text_atomic(os.path.join(tmp, "summary.md"), summary_md(conf, result.summary))
-        if lab_layout(cfg):
-            from .labfiles import metadata_json
-
-            meta = json.dumps(metadata_json(conf), indent=4, ensure_ascii=False)  # the lab's indent
-            write_text_atomic(os.path.join(tmp, "metadata.json"), meta + "\n")
-        os.rename(tmp, run_dir)  # onto the empty reserved folder
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not os.listdir(run_dir):
-            os.rmdir(run_dir)
-        raise
+        meta = json.dumps(metadata_json(conf), indent=4, ensure_ascii=False)  # the lab's indent
+        write_text_atomic(os.path.join(run_dir, "metadata.json"), meta + "\n")
+    write_json_atomic(os.path.join(run_dir, "summary.json"), {"run_id": plan.run_id, "summary": result.summary})
     return run_dir
-
-
-def output_jsonl(run_id: str, plan: RunPlan, result: RunResult) -> str:
-    """One record per generation; a lab suite's tier, expected answer and scoring ride along."""
-    meta = plan.workload.meta
-    lines = [
-        json.dumps(
-            {"run_id": run_id, **r, **({"suite": meta[r["prompt_id"]]} if r["prompt_id"] in meta else {})},
-            ensure_ascii=False,
-        )
-        for r in result.records
-    ]
-    return "\n".join(lines) + "\n"
 
 
 def record(cfg: Config, plan: RunPlan, result: RunResult) -> str:

@@ -5,6 +5,9 @@ first over decode time, summed over the workload's prompts) with median, min and
 prefill tokens/s and time to first token (medians); peak memory; for speculative methods the
 acceptance rate, mean accepted tokens per step and the speedup (method median / baseline median
 decode tokens/s); and agreement with the baseline's output per prompt.
+
+Each record goes to the run's journal as it finishes (a killed run keeps what it measured), and
+progress displays get a `Generated` after each generation and `Hashing` while a model is hashed.
 """
 
 from __future__ import annotations
@@ -20,9 +23,31 @@ from typing import TYPE_CHECKING, Any
 from .backends import Record, backend_for
 
 if TYPE_CHECKING:
+    from .journal import Journal
     from .plan import RunPlan
 
-Progress = Callable[[str], None]
+
+@dataclass(frozen=True)
+class Generated:
+    """A finished generation: a measured record, or (record None) a configuration's warm-up."""
+
+    label: str
+    done: int  # records measured so far, earlier segments of a resumed run included
+    total: int
+    elapsed_s: float  # since this process began measuring
+    record: Record | None = None
+
+
+@dataclass(frozen=True)
+class Hashing:
+    """Bytes of a model file hashed so far: a file's first run reads all of it (a minute for 60 GB)."""
+
+    path: str
+    done: int
+    total: int
+
+
+Progress = Callable[[Generated | Hashing], None]
 
 
 @dataclass
@@ -33,7 +58,8 @@ class RunResult:
     host: dict[str, Any]
     started: str
     ended: str
-    wall_s: float
+    wall_s: float  # measuring time, over every segment of a resumed run
+    resumed: list[str] = field(default_factory=list)  # when each later segment began
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -150,28 +176,32 @@ def summarize(records: list[Record]) -> list[dict[str, Any]]:
     return out
 
 
-def execute(plan: RunPlan, progress: Progress | None = None) -> RunResult:
-    """Run the baseline and every method configuration; agreement is against the baseline's rep 0."""
+def execute(plan: RunPlan, journal: Journal, progress: Progress | None = None) -> RunResult:
+    """Run the baseline and every method configuration, skipping the reps the journal already has;
+    agreement is against the baseline's rep 0."""
     backend = backend_for(plan.backend)
-    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    tick = progress or (lambda _event: None)
+    info, host = backend.info(plan), host_info()
+    journal.begin(info, host, tick)
     t0 = time.perf_counter()
-    tick = progress or (lambda _desc: None)
-    records: list[Record] = []
-    baseline: dict[str, Record] = {}
-    for rec in backend.generations(plan, tick):
+
+    def step(label: str, rec: Record | None = None) -> None:
+        tick(Generated(label, len(journal.records), journal.total, round(time.perf_counter() - t0, 3), rec))
+
+    baseline = dict(journal.baseline)
+    for rec in backend.generations(plan, step, journal.complete_reps()):
         if rec["kind"] == "baseline" and rec["rep"] == 0:
             baseline[rec["prompt_id"]] = rec
         rec["agreement"] = agreement(baseline.get(rec["prompt_id"]), rec)
-        records.append(rec)
-    for rec in records:  # token ids and margins served the comparison; the text stays
-        rec.pop("tokens", None)
-        rec.pop("margins", None)
+        journal.append(rec)  # token ids and margins served the comparison; the text stays
+        step(rec["config"], rec)
     return RunResult(
-        records=records,
-        summary=summarize(records),
-        backend_info=backend.info(plan),
-        host=host_info(),
-        started=started,
+        records=journal.ordered(),
+        summary=summarize(journal.ordered()),
+        backend_info=info,
+        host=host,
+        started=journal.status["started"],
         ended=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        wall_s=round(time.perf_counter() - t0, 3),
+        wall_s=journal.wall_s,
+        resumed=list(journal.status.get("resumed", [])),
     )

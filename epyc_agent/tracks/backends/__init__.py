@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-# called after each generation with a short description of what runs
+# called after each configuration's warm-up with its label
 Tick = Callable[[str], None]
 Record = dict[str, Any]
+Skip = frozenset[tuple[str, int]]  # (config label, rep) already measured: a resumed run's complete reps
 
 GEN_FIELDS = (
     "n_prompt",
@@ -26,8 +27,14 @@ GEN_FIELDS = (
 )
 
 
+def todo_reps(plan: Any, label: str, skip: Skip) -> list[int]:
+    """The reps of a configuration still to measure; none means no warm-up (nor model load) either."""
+    return [rep for rep in range(plan.request.reps) if (label, rep) not in skip]
+
+
 def backend_for(name: str) -> Any:
-    """The backend module for a plan's backend name; each has `info(plan)` and `generations(plan, tick)`."""
+    """The backend module for a plan's backend name; each has `info(plan)` and
+    `generations(plan, tick, skip)`."""
     if name == "binaries":
         from . import binaries
 

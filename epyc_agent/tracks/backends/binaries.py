@@ -22,7 +22,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from ...errors import EpycAgentError
-from . import Record, Tick
+from . import Record, Skip, Tick, todo_reps
 
 if TYPE_CHECKING:
     from ..plan import RunPlan
@@ -309,8 +309,9 @@ def bench(plan: RunPlan) -> list[dict[str, Any]]:
     return parse_bench_json(stdout)
 
 
-def generations(plan: RunPlan, tick: Tick) -> Iterator[Record]:
-    """Baseline with the plain tool, then each configuration with the method's tool."""
+def generations(plan: RunPlan, tick: Tick, skip: Skip = frozenset()) -> Iterator[Record]:
+    """Baseline with the plain tool, then each configuration with the method's tool (the reps in
+    `skip` left out)."""
     from ..plan import MOE_METHOD
 
     bin_dir = plan.llama_cpp_bin or ""
@@ -319,13 +320,15 @@ def generations(plan: RunPlan, tick: Tick) -> Iterator[Record]:
     plain = find_tool(bin_dir, PLAIN_TOOLS)
 
     def run_cfg(cfg: dict[str, Any], kind: str, argv_for: Any, parse: Any) -> Iterator[Record]:
+        reps = todo_reps(plan, cfg["label"], skip)
+        if not reps:
+            return
         first = plan.workload.prompts[0]["text"]
         run_tool(argv_for(first))
         tick(f"{cfg['label']} warm-up")
-        for rep in range(req.reps):
+        for rep in reps:
             for p in plan.workload.prompts:
                 stdout, wall, rss, figures = _measured(argv_for(p["text"]), parse)
-                tick(f"{cfg['label']} rep {rep + 1}")
                 yield _record(cfg, kind, p["id"], rep, figures, _generated_text(stdout, p["text"]), wall, rss)
 
     base_cfg = {"label": "baseline", "params": {}}

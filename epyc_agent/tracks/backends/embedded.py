@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ...errors import EpycAgentError
-from . import GEN_FIELDS, Record, Tick
+from . import GEN_FIELDS, Record, Skip, Tick, todo_reps
 
 if TYPE_CHECKING:
     from ..plan import RunPlan
@@ -75,11 +75,20 @@ def _record(plan: RunPlan, kind: str, cfg: dict[str, Any], prompt_id: str, rep: 
 
 
 def _reps(
-    plan: RunPlan, kind: str, cfg: dict[str, Any], prompts: list[list[int]], gen: Any, tick: Tick, new_rep: Any = None
+    plan: RunPlan,
+    kind: str,
+    cfg: dict[str, Any],
+    prompts: list[list[int]],
+    gen: Any,
+    tick: Tick,
+    skip: Skip,
+    new_rep: Any = None,
 ) -> Iterator[Record]:
-    """One warm-up generation, then every prompt `reps` times; margins recorded on the baseline's rep 0.
-    `new_rep()` runs before the warm-up and each rep (fresh drafting state for every rep)."""
-    for rep in range(-1, plan.request.reps):
+    """One warm-up generation, then every prompt of each rep still to measure; margins recorded on
+    the baseline's rep 0. `new_rep()` runs before the warm-up and each rep (fresh drafting state for
+    every rep)."""
+    reps = todo_reps(plan, cfg["label"], skip)
+    for rep in [-1, *reps] if reps else []:
         if new_rep:
             new_rep()
         if rep < 0:
@@ -88,12 +97,11 @@ def _reps(
             continue
         for p, toks in zip(plan.workload.prompts, prompts, strict=True):
             res = gen(toks, kind == "baseline" and rep == 0)
-            tick(f"{cfg['label']} rep {rep + 1}")
             yield _record(plan, kind, cfg, p["id"], rep, res)
 
 
-def generations(plan: RunPlan, tick: Tick) -> Iterator[Record]:
-    """Baseline records, then each method configuration's records."""
+def generations(plan: RunPlan, tick: Tick, skip: Skip = frozenset()) -> Iterator[Record]:
+    """Baseline records, then each method configuration's records (the reps in `skip` left out)."""
     from ...inference.generate import generate_plain
     from ..plan import MOE_METHOD
 
@@ -104,19 +112,21 @@ def generations(plan: RunPlan, tick: Tick) -> Iterator[Record]:
     def plain(model: Any) -> Any:
         return lambda toks, margins: generate_plain(model, toks, max_tokens, record_margins=margins)
 
-    yield from _reps(plan, "baseline", {"label": "baseline", "params": {}}, prompts, plain(llm), tick)
+    yield from _reps(plan, "baseline", {"label": "baseline", "params": {}}, prompts, plain(llm), tick, skip)
     if plan.track.method == MOE_METHOD:
         del llm
         key = f"{plan.model['arch']}.expert_used_count"
         for cfg in plan.configs:
+            if not todo_reps(plan, cfg["label"], skip):
+                continue
             moe = _load(plan, plan.model["path"], {key: int(cfg["params"]["expert_used_count"])})
-            yield from _reps(plan, "method", cfg, prompts, plain(moe), tick)
+            yield from _reps(plan, "method", cfg, prompts, plain(moe), tick, skip)
             del moe
         return
-    yield from _speculative(plan, llm, prompts, tick)
+    yield from _speculative(plan, llm, prompts, tick, skip)
 
 
-def _speculative(plan: RunPlan, llm: Any, prompts: list[list[int]], tick: Tick) -> Iterator[Record]:
+def _speculative(plan: RunPlan, llm: Any, prompts: list[list[int]], tick: Tick, skip: Skip) -> Iterator[Record]:
     """Each configuration with fresh drafting state (e.g. suffix trees) per rep, so reps are comparable."""
     from ...inference.methods import make_sources
     from ...inference.speculative import generate_speculative
@@ -138,4 +148,4 @@ def _speculative(plan: RunPlan, llm: Any, prompts: list[list[int]], tick: Tick) 
         ) -> Any:
             return generate_speculative(llm, toks, max_tokens, state["sources"], max_draft=k, select=select)
 
-        yield from _reps(plan, "method", cfg, prompts, spec, tick, new_rep)
+        yield from _reps(plan, "method", cfg, prompts, spec, tick, skip, new_rep)
