@@ -286,14 +286,19 @@ def _strip(line: dict[str, Any]) -> Record:
 
 def mark_failed(cfg: Config, run_id: str, error: BaseException) -> None:
     """A resume refused before it claimed the folder: the folder says so (and stays resumable)."""
+    _update_status(run_path(cfg, run_id), state="failed", error=_message(error))
+
+
+def _update_status(run_dir: str, unless_pid: bool = False, **changes: Any) -> None:
+    """Change a status.json this process is not measuring into (under the folder's lock);
+    `unless_pid`: leave it alone once a process has claimed the run."""
     from .labfiles import locked
 
-    run_dir = run_path(cfg, run_id)
-    status = read_status(run_dir)
-    if status is None:
-        return
-    status.update(state="failed", error=_message(error), updated=now())
     with locked(run_dir):
+        status = read_status(run_dir)
+        if status is None or (unless_pid and status.get("pid") is not None):
+            return
+        status.update(changes, updated=now())
         write_json_atomic(os.path.join(run_dir, STATUS), status)
 
 
@@ -324,17 +329,16 @@ def detach(run_dir: str, argv: list[str]) -> int:
     with its output in the run folder's run.log; its pid goes into status.json."""
     import subprocess
 
-    from .labfiles import locked
-
-    with open(os.path.join(run_dir, LOG), "ab") as log:
-        child = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    with locked(run_dir):  # the child may have claimed the folder already: then it is left alone
-        status = read_status(run_dir) or {}
-        if status.get("pid") is None:
-            status.update(pid=child.pid, pid_started=_created(child.pid), updated=now())
-            write_json_atomic(os.path.join(run_dir, STATUS), status)
+    try:
+        with open(os.path.join(run_dir, LOG), "ab") as log:
+            child = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+    except OSError as e:
+        _update_status(run_dir, state="failed", error=f"the detached run did not start: {e}")
+        raise EpycAgentError(f"the detached run did not start: {e}", hint="run it without --detach") from None
+    # the child may have claimed the folder already: then it is left alone
+    _update_status(run_dir, unless_pid=True, pid=child.pid, pid_started=_created(child.pid))
     return child.pid
 
 
