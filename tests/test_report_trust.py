@@ -141,7 +141,9 @@ def write_run(
             "prompt_ids": ["sum-01", "sum-02"],
         },  # fmt: skip
     }
-    summ: dict[str, Any] = {"run_id": run_id, "summary": summary, **({"status": status} if status else {})}
+    summ: dict[str, Any] = {"run_id": run_id, "summary": summary}
+    if status:  # as the journal leaves it (a summary of a run that did not finish: e.g. an older version's)
+        (d / "status.json").write_text(json.dumps({"run_id": run_id, "state": status}))
     (d / "config.json").write_text(json.dumps(conf, indent=2))
     (d / "summary.json").write_text(json.dumps(summ, indent=2))
     (d / "output.jsonl").write_text("".join(json.dumps({"run_id": run_id, **r}) + "\n" for r in recs))

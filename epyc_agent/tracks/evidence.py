@@ -16,6 +16,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from ..sessions import read_json
+from .journal import read_status, state_of
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -55,9 +56,10 @@ def _load_run(run_dir: str) -> Run | None:
     summary = summ["summary"]
     records = _records(os.path.join(run_dir, "output.jsonl"))
     verdict, reason = _verdict(summary, records, read_json(os.path.join(run_dir, "analysis.json")))
-    status = summ.get("status") or conf.get("status")
-    if status and status != "complete":  # a run cut short is never a result
-        verdict, reason = str(status), f"run {status}: not every configuration was measured"
+    status = read_status(run_dir)  # none: a run of an older version, done when it has a summary
+    state = state_of(status) if status else "done"
+    if state != "done":  # a run cut short (or still measuring) is never a result
+        verdict, reason = state, f"run {state}: not every configuration was measured"
     ratios = rep_ratios(records)
     for s in summary:
         s["ratio_spread"] = _spread(ratios.get(s["config"]))
