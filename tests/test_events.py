@@ -21,7 +21,7 @@ def lines(path: Path) -> list[dict]:
 
 
 def test_event_fields_in_order_with_ts_first(tmp_path: Path) -> None:
-    """ts first, then session, agent, level, cat, msg, details, typed fields, v."""
+    """ts first, then session, agent, level, cat, msg, details, typed fields, the chain's seq and hash, v."""
     log = AuditLog(tmp_path, "ses_1", "bench")
     log.cmd_result("make -j2", 2, "failed", duration_ms=12.5)
     (ev,) = lines(tmp_path / "agent_audit-bench.log")
@@ -36,6 +36,8 @@ def test_event_fields_in_order_with_ts_first(tmp_path: Path) -> None:
         "cmd",
         "exit_code",
         "duration_ms",
+        "seq",
+        "hash",
         "v",
     ]
     assert ev["ts"].endswith("Z") and len(ev["ts"]) == 27

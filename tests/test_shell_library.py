@@ -244,6 +244,14 @@ def _hostile_script() -> str:
     return "\n".join(lines + FIXED_CALLS) + "\n"
 
 
+def _unusable_key(tmp_path: Path) -> None:
+    """A state folder whose secret key others may read: refused, so events are written unchained."""
+    key = tmp_path / "nokey" / "epyc-agent" / "hook-secret"
+    key.parent.mkdir(parents=True)
+    key.write_bytes(os.urandom(32))
+    key.chmod(0o644)
+
+
 def _run_hostile(tmp_path: Path, name: str, fast: bool) -> tuple[list[bytes], int]:
     log = tmp_path / name
     counter = tmp_path / f"{name}.calls"
@@ -257,6 +265,8 @@ def _run_hostile(tmp_path: Path, name: str, fast: bool) -> tuple[list[bytes], in
         "EPYC_AGENT_LOG_DIR": str(log),
         "EPYC_AGENT_SESSION": "ses_20261203_120000_abcdef",
         "EPYC_AGENT_FAST": "1" if fast else "0",
+        # bash cannot compute the chain's keyed hash: the fast path runs only where there is no key
+        "XDG_STATE_HOME": str(tmp_path / "nokey"),
     }
     script = tmp_path / f"{name}.sh"
     script.write_text(_hostile_script())
@@ -268,6 +278,7 @@ def _run_hostile(tmp_path: Path, name: str, fast: bool) -> tuple[list[bytes], in
 
 def test_fast_shell_path_writes_what_the_python_writer_writes(tmp_path: Path) -> None:
     """For hostile inputs the bash fast path and `epyc-agent log` write the same bytes, bar the timestamp."""
+    _unusable_key(tmp_path)
     fast, fast_calls = _run_hostile(tmp_path, "fast", True)
     slow, slow_calls = _run_hostile(tmp_path, "slow", False)
     assert len(fast) == len(slow) == len(HOSTILE) * (len(CALLS) + 3) + len(FIXED_CALLS)

@@ -53,7 +53,12 @@ def shell_library(bin_path: str | None = None) -> str:
 
 
 @click.command("shell-init")
-@click.option("--context", is_flag=True, hidden=True, help="Print the agent id and its shard path (for the library).")
+@click.option(
+    "--context",
+    is_flag=True,
+    hidden=True,
+    help="Print the agent id, its shard path and whether it is chained (for the library).",
+)
 def shell_init(context: bool) -> int:
     """Print the shell library defining the old agent_* functions.
 
@@ -62,10 +67,12 @@ def shell_init(context: bool) -> int:
     if context:
         from ..config import load_config
         from ..events.schema import shard_name
+        from ..fileio import secret_key
         from ..sessions import agent_id
 
-        agent = agent_id()
-        click.echo(f"{agent}\n{os.path.join(load_config().log_dir, shard_name(agent))}")
+        agent, log_dir = agent_id(), load_config().log_dir
+        chained = "chained" if secret_key(log_dir) is not None else "unchained"  # bash cannot compute the hash
+        click.echo(f"{agent}\n{os.path.join(log_dir, shard_name(agent))}\n{chained}")
         return 0
     click.echo(shell_library(), nl=False)
     return 0

@@ -1,4 +1,4 @@
-"""`epyc-agent log <verb>`: the old toolkit's functions, plus analyze and tail.
+"""`epyc-agent log <verb>`: the old toolkit's functions, plus analyze, tail and verify.
 
 The verbs normally run on the click-free fast path (`epyc_agent.quicklog`); these
 click commands serve `--help`, `--agent`/`--session` and the same arguments.
@@ -14,6 +14,7 @@ from . import LazyGroup, obj
 LAZY = {
     "analyze": "epyc_agent.cli.analyze_cmd:analyze",
     "tail": "epyc_agent.cli.analyze_cmd:tail",
+    "verify": "epyc_agent.cli.verify_cmd:verify",
 }
 
 

@@ -19,17 +19,22 @@ _epyc_log() {
 # cannot mirror exactly returns 1 and goes through `epyc-agent log`: no $EPYC_AGENT_SESSION (the
 # session then comes from a pointer file), bytes >= 0x80 (UTF-8 checks, surrogate escapes), numbers
 # Python would rewrite, lines over 4,096 bytes (bash's printf splits those into several writes), a
-# shard that is a symlink, not a file, or lacks its final newline. EPYC_AGENT_FAST=0 turns it off.
-_epyc_ctx_key="" _epyc_fd="" _epyc_shard=""
+# shard that is a symlink, not a file, or lacks its final newline, and any shard with a hash chain
+# (the usual case: bash cannot compute the keyed hash each event carries; it is unchained only when
+# the user's secret key cannot be had). EPYC_AGENT_FAST=0 turns it off.
+_epyc_ctx_key="" _epyc_fd="" _epyc_shard="" _epyc_chained=""
 
 _epyc_ctx() {
     local key="${EPYC_AGENT_ID-}|${AGENT_ID-}|${EPYC_AGENT_LOG_DIR-}|${EPYC_AGENT_ROOT-}|${EPYC_AGENT_CONFIG-}|$PWD"
     [ "$key" = "$_epyc_ctx_key" ] && [ -n "$_epyc_fd" ] && return 0
+    [ "$key" = "$_epyc_ctx_key" ] && [ -n "$_epyc_chained" ] && return 1
     [ -n "$_epyc_fd" ] && exec {_epyc_fd}>&-
-    _epyc_fd="" _epyc_ctx_key="$key"
+    _epyc_fd="" _epyc_ctx_key="$key" _epyc_chained=""
     local out
     out="$(command "$EPYC_AGENT_BIN" shell-init --context 2>/dev/null)" || return 1
-    _epyc_agent="${out%%$'\n'*}" _epyc_shard="${out#*$'\n'}"
+    _epyc_agent="${out%%$'\n'*}" out="${out#*$'\n'}"
+    _epyc_shard="${out%%$'\n'*}"
+    [ "${out#*$'\n'}" = unchained ] || { _epyc_chained=1; return 1; }
     [ -n "$_epyc_agent" ] && [ -n "$_epyc_shard" ] || return 1
     [ -L "$_epyc_shard" ] && return 1
     if [ -e "$_epyc_shard" ]; then

@@ -2,7 +2,8 @@
 
 A line is one JSON object, `ts` first:
   ts, session, agent, level, cat, msg, details, [cmd, exit_code, duration_ms,
-  path, action, undo, data], v
+  path, action, undo, data], [seq, hash], v
+`seq` and `hash` are the writer's hash chain (`chain`), added when the line is written.
 `details` stays a string for the old toolkit's readers; the typed fields carry
 the same facts as numbers and structured values.
 """

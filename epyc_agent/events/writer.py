@@ -11,6 +11,11 @@ ended with a newline and the whole event written once more; a second failure
 raises. Shards are opened with O_NOFOLLOW and must be regular files: a symlink
 planted at a shard's name cannot send events out of the log dir.
 
+Every event is chained to the one before it in its shard (`chain`): the writer
+holds an flock on the shard from reading the last link to the end of its write, so
+concurrent processes still append one valid chain. Without the user's secret key
+(`fileio.secret_key`) events are written unchained.
+
 `AuditLog.logger()` gives a structlog logger whose renderer is the same
 `encode_event` and whose sink is the same descriptor, for library code that
 prefers structlog's bind-and-log style; structlog is imported only then.
@@ -19,27 +24,33 @@ prefers structlog's bind-and-log style; structlog is imported only then.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import stat
+import time
 
-from . import verbs
+from ..fileio import secret_key
+from . import chain, verbs
 from .schema import DEFAULT_AGENT, NO_SESSION, encode_event, make_event, shard_name
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-# O_RDWR: the last byte is read once (pread) to find a partial line. O_NONBLOCK: a FIFO planted at
-# the shard's name cannot hang the hook.
+# O_RDWR: the tail is read (pread) to find a partial line and the last link. O_NONBLOCK: a FIFO
+# planted at the shard's name cannot hang the hook.
 _FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
+# A write holds the lock for microseconds; one held longer is someone stalling the log (an agent
+# running `flock` on its shard would otherwise hang every hook and so get past the guards).
+LOCK_WAIT_S = 2.0
 
 
 class ShardError(OSError):
     """The shard is not a regular file we may append to (a symlink, a device, a folder)."""
 
 
-def open_shard(path: str) -> tuple[int, bool]:
-    """(O_APPEND descriptor, whether the file lacks a final newline). Refuses symlinks and non-files."""
+def open_shard(path: str) -> int:
+    """An O_APPEND descriptor on the shard. Refuses symlinks and non-files."""
     try:
         fd = os.open(path, _FLAGS, 0o644)
     except OSError as e:
@@ -47,13 +58,25 @@ def open_shard(path: str) -> tuple[int, bool]:
             raise ShardError(errno.ELOOP, "the shard is a symlink; refusing to follow it", path) from None
         raise
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise ShardError(errno.EINVAL, "the shard is not a regular file", path)
-        return fd, st.st_size > 0 and os.pread(fd, 1, st.st_size - 1) != b"\n"
+        return fd
     except BaseException:
         os.close(fd)
         raise
+
+
+def lock_shard(fd: int, path: str) -> None:
+    """An exclusive flock, waited for at most LOCK_WAIT_S; then the write fails (and a hook denies)."""
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise ShardError(errno.ETIMEDOUT, f"the shard stayed locked for {LOCK_WAIT_S:g} s", path) from None
+            time.sleep(0.001)
 
 
 def append_line(fd: int, line: bytes) -> None:
@@ -75,7 +98,7 @@ def append_line(fd: int, line: bytes) -> None:
         try:
             os.write(fd, b"\n")
         except OSError:
-            pass  # the next writer's open sees the missing newline
+            pass  # the next write sees the missing newline
     raise OSError(errno.ENOSPC, f"short write to the audit log ({n} of {len(line)} bytes, twice)")
 
 
@@ -88,13 +111,16 @@ class AuditLog:
         self.agent = agent or DEFAULT_AGENT
         self.path = os.path.join(self.log_dir, shard_name(self.agent))
         self._fd: int | None = None
-        self._needs_newline = False
+        self._key: bytes | None = None
+        self._link = chain.GENESIS
+        self._end = -1  # the shard's size after our last write: if it still is, the link is current
 
     # -- core ---------------------------------------------------------------
     def _open(self) -> int:
         if self._fd is None:
             os.makedirs(self.log_dir, exist_ok=True)
-            self._fd, self._needs_newline = open_shard(self.path)
+            self._fd = open_shard(self.path)
+            self._key = secret_key(self.log_dir)
         return self._fd
 
     def write(self, event: dict[str, Any]) -> dict[str, Any]:
@@ -103,13 +129,22 @@ class AuditLog:
         return event
 
     def _append(self, line: bytes) -> None:
-        """One line; after a partial line (found on open, or left by a failed write) a newline first."""
+        """One line, chained when there is a key; after a partial line (a crashed writer's, or left
+        by a failed write) a newline first. Under the lock: the last link and the write are one step."""
         fd = self._open()
-        if self._needs_newline:
-            line = b"\n" + line
-        self._needs_newline = True  # until the write is known whole
-        append_line(fd, line)
-        self._needs_newline = False
+        lock_shard(fd, self.path)
+        try:
+            size, partial = os.fstat(fd).st_size, False
+            if size != self._end:  # first write, or another writer appended since ours
+                partial, self._link = chain.last_link(fd, size)
+            new = self._link
+            if self._key is not None:
+                line, new = chain.link(self._key, self._link, line)
+            self._end = -1  # until the write is known whole
+            append_line(fd, b"\n" + line if partial else line)
+            self._link, self._end = new, os.fstat(fd).st_size
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
     def event(self, cat: str, msg: Any = "", **fields: Any) -> dict[str, Any]:
         """Build and append an event for this session and agent."""
