@@ -75,6 +75,15 @@ def _query(since: str | None, until: str | None, agent: str | None, session: str
 @click.option("--burst", type=click.IntRange(min=1), metavar="N", help="Loop threshold override.")
 @click.option("--burst-window", type=click.FloatRange(min=1), metavar="S", help="Burst window in seconds.")
 @click.option("--churn", type=click.IntRange(min=2), metavar="N", help="Loop threshold override.")
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "clickhouse"]),
+    default="local",
+    show_default=True,
+    help="Where to answer: this log folder, or the fleet table `log ship` fills (with --url).",
+)
+@click.option("--url", envvar="EPYC_AGENT_FLEET_URL", metavar="URL", help="--engine clickhouse: http://HOST:8123[/DB].")
+@click.option("--host", metavar="NAME", help="--engine clickhouse: only this host's events (default: the whole fleet).")
 @_filters
 @click.pass_context
 def analyze(
@@ -112,7 +121,14 @@ def analyze(
     q = _query(since, until, agent, session_id, level)
     log_dir = cfg.log_dir
     rc = 0
-    if mode == "summary":
+    if kw["engine"] == "clickhouse":
+        from ..fleet.sql import answer
+
+        data = answer(kw["url"], kw["host"], mode, q, limit, _thresholds(cfg, kw) if mode == "loops" else None)
+        rc = EXIT_FINDINGS if mode == "loops" and data["count"] else 0
+    elif kw["host"] or kw["url"]:
+        raise click.UsageError("--url and --host go with --engine clickhouse")
+    elif mode == "summary":
         data = aggregate.summary(log_dir, q)
     elif mode == "sessions":
         data = aggregate.sessions(log_dir, q)
@@ -129,16 +145,7 @@ def analyze(
     elif mode == "timeline":
         data = listing.timeline(log_dir, timeline or 0, q)
     elif mode == "loops":
-        th = loops.thresholds(
-            cfg.loops,
-            retry_storm=kw["retry_storm"],
-            repeat=kw["repeat"],
-            alternation=kw["alternation"],
-            burst=kw["burst"],
-            burst_window_s=kw["burst_window"],
-            churn=kw["churn"],
-        )
-        data = loops.find_loops(log_dir, q, th)
+        data = loops.find_loops(log_dir, q, _thresholds(cfg, kw))
         rc = EXIT_FINDINGS if data["count"] else 0
     elif script:
         from ..events.schema import now_ts
@@ -152,6 +159,20 @@ def analyze(
     else:
         render.RENDERERS[mode](data)
     return rc
+
+
+def _thresholds(cfg: Any, kw: dict[str, Any]) -> dict[str, Any]:
+    from ..analyze import loops
+
+    return loops.thresholds(
+        cfg.loops,
+        retry_storm=kw["retry_storm"],
+        repeat=kw["repeat"],
+        alternation=kw["alternation"],
+        burst=kw["burst"],
+        burst_window_s=kw["burst_window"],
+        churn=kw["churn"],
+    )
 
 
 @click.command("tail")

@@ -14,6 +14,7 @@ from . import LazyGroup, obj
 LAZY = {
     "analyze": "epyc_agent.cli.analyze_cmd:analyze",
     "tail": "epyc_agent.cli.analyze_cmd:tail",
+    "ship": "epyc_agent.cli.ship_cmd:ship",
     "verify": "epyc_agent.cli.verify_cmd:verify",
 }
 
