@@ -266,6 +266,31 @@ def test_concurrent_writers_make_one_valid_chain(log_dir: Path) -> None:
     assert (only(res)["status"], only(res)["chained"]) == ("intact", n * procs)
 
 
+def test_forked_writers_sharing_one_log_make_one_chain(log_dir: Path) -> None:
+    """An AuditLog opened before a fork is used by parent and children at once (a shared descriptor
+    would share its lock too): each process writes on its own descriptor, and the chain holds."""
+    log = AuditLog(log_dir, "ses_fork", "main")
+    log.observe("parent", -1)
+    children = []
+    for k in range(3):
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            try:
+                for i in range(300):
+                    log.observe(f"child{k}", i)
+            finally:
+                os._exit(0)
+        children.append(pid)
+    for i in range(300):
+        log.observe("parent", i)
+    for pid in children:
+        assert os.waitpid(pid, 0)[1] == 0
+    log.close()
+    assert [json.loads(x)["seq"] for x in lines(log_dir / SHARD)] == list(range(1, 1202))
+    code, res = verify()
+    assert code == 0 and only(res)["status"] == "intact"
+
+
 def test_the_hook_writes_chained_lines(tmp_path: Path, root: Path, log_dir: Path) -> None:
     """The real `epyc-agent hook`, as Claude Code runs it, writes chained events that verify."""
     payload = {
@@ -369,6 +394,7 @@ def test_a_held_lock_fails_the_write_and_the_hook_denies(tmp_path: Path, log_dir
     out = json.loads(r.stdout)["hookSpecificOutput"]
     assert out["permissionDecision"] == "deny"
     assert "stayed locked" in out["permissionDecisionReason"], out
+    assert f"Fix: stop the process holding a lock on {log_dir / SHARD}" in out["permissionDecisionReason"], out
     assert took < 20, took
 
 

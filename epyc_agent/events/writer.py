@@ -111,15 +111,19 @@ class AuditLog:
         self.agent = agent or DEFAULT_AGENT
         self.path = os.path.join(self.log_dir, shard_name(self.agent))
         self._fd: int | None = None
+        self._pid = 0  # the process that opened _fd
         self._key: bytes | None = None
         self._link = chain.GENESIS
         self._end = -1  # the shard's size after our last write: if it still is, the link is current
 
     # -- core ---------------------------------------------------------------
     def _open(self) -> int:
+        if self._fd is not None and self._pid != os.getpid():  # forked: a shared descriptor shares its flock
+            os.close(self._fd)
+            self._fd, self._end = None, -1
         if self._fd is None:
             os.makedirs(self.log_dir, exist_ok=True)
-            self._fd = open_shard(self.path)
+            self._fd, self._pid = open_shard(self.path), os.getpid()
             self._key = secret_key(self.log_dir)
         return self._fd
 

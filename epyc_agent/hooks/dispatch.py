@@ -127,6 +127,7 @@ _FIXES = {
     errno.ELOOP: "replace the symlink at {path} with a regular file (or remove it)",
     errno.EINVAL: "replace {path} with a regular file (or remove it)",
     errno.EXDEV: "make {log_dir} a real folder under the storage root (it resolves outside it)",
+    errno.ETIMEDOUT: "stop the process holding a lock on {path} (`fuser -v {path}` names it)",
 }
 
 
