@@ -16,7 +16,7 @@ export CXXFLAGS += $(NO_AMX)
 endif
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: install demo test test-fast bench lint clean-lab llama-tools claude-code
+.PHONY: install demo test test-fast bench lint clean-lab llama-tools claude-code clickhouse
 
 install: $(STAMP)
 
@@ -46,10 +46,21 @@ claude-code: $(EPYC_AGENT_CLAUDE_BIN)
 $(EPYC_AGENT_CLAUDE_BIN): tests/claude_code/package-lock.json
 	bash scripts/install_claude_code.sh $(CLAUDE_CODE_VERSION) $(CLAUDE_DIR)
 
+# Debian's ClickHouse server for the fleet tests (tests/test_fleet_clickhouse.py), unpacked from the
+# apt repository into tools/ (git-ignored; ~30 MB of packages, no system install, no root).
+CLICKHOUSE_VERSION ?= 18.16.1+ds-7.3+b2
+CLICKHOUSE_DIR := $(CURDIR)/tools/clickhouse-$(firstword $(subst +, ,$(CLICKHOUSE_VERSION)))
+export EPYC_AGENT_CLICKHOUSE_BIN := $(CLICKHOUSE_DIR)/clickhouse-server
+
+clickhouse: $(EPYC_AGENT_CLICKHOUSE_BIN)
+
+$(EPYC_AGENT_CLICKHOUSE_BIN): scripts/install_clickhouse.sh
+	bash scripts/install_clickhouse.sh $(CLICKHOUSE_VERSION) $(CLICKHOUSE_DIR)
+
 demo: install
 	EPYC_AGENT_ROOT=$(LAB) EPYC_AGENT_LOG_DIR=$(CURDIR)/logs bash scripts/demo.sh
 
-test: install claude-code
+test: install claude-code clickhouse
 	$(BIN)/python -m pytest
 
 test-fast: install
