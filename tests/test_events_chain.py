@@ -184,7 +184,7 @@ def test_a_lost_last_line_is_a_crash_not_tampering(log_dir: Path) -> None:
     assert code == 0
     v = only(res)
     assert (v["status"], v["chained"], v["problem"]) == ("intact", 4, None)
-    assert v["notes"] == ["line 5 is unfinished (a write cut short by a crash); every event before it checks"]
+    assert v["notes"] == ["line 5 is unfinished (a write cut short by a crash); every event before it verifies"]
     r = run_cli("log", "verify")
     assert r.returncode == 0 and "line 5 is unfinished" in r.stdout, r.stdout
 
@@ -332,17 +332,24 @@ def test_the_shell_library_writes_chained_events(tmp_path: Path, log_dir: Path) 
 def test_another_key_is_suspected_when_nothing_verifies(tmp_path: Path, log_dir: Path) -> None:
     """Verified with a key that did not write the shard, the first line fails and the message says
     the key may be the cause."""
-    write(log_dir, 3)
+    write(log_dir, 2)
     other = tmp_path / "other-home"
     other.mkdir()
     code, res = verify(env={"HOME": str(other)})
     assert code == 1
+    assert only(res)["lines"] == 2
     assert only(res)["problem"] == {
         "line": 1,
         "kind": "edited",
         "message": "its hash does not match its content (or this is not the key that wrote it: run verify as "
         "the writer's user)",
     }
+
+
+def test_a_log_dir_without_shards_says_so(log_dir: Path) -> None:
+    """Nothing logged yet: verify says there is nothing to check, exit 0."""
+    r = run_cli("log", "verify")
+    assert (r.returncode, r.stdout) == (0, f"no shards in {log_dir}\n")
 
 
 def test_a_missing_shard_is_a_usage_error(tmp_path: Path) -> None:

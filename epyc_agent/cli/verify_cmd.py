@@ -33,6 +33,8 @@ def verify(ctx: click.Context, shards: tuple[str, ...], as_json: bool) -> int:
 
 def render(res: dict[str, Any]) -> str:
     """One row per shard, the first broken line in its detail, then the notes."""
+    if not res["shards"]:
+        return f"no shards in {res['log_dir']}"
     rows, notes = [], []
     for v in res["shards"]:
         name = os.path.basename(v["shard"])

@@ -47,7 +47,7 @@ class _Walk:
     """The chain state while a shard is read line by line."""
 
     def __init__(self, path: str, key: bytes) -> None:
-        self.path, self.key, self.agent = path, key, agent_of(path)
+        self.key, self.agent = key, agent_of(path)
         self.link: chain.Link | None = None  # None until the first chained line
         self.prev = ""  # what the line before was: chained, event, unreadable
         self.lines = self.chained = self.unchained = 0
@@ -63,7 +63,7 @@ class _Walk:
         if found is not None:
             self._chained(n, *found)
         elif not raw.endswith(b"\n"):
-            self.notes.append(f"line {n} is unfinished (a write cut short by a crash); every event before it checks")
+            self.notes.append(f"line {n} is unfinished (a write cut short by a crash); every event before it verifies")
         elif parse_line(raw, self.agent) is None:
             self.notes.append(f"line {n} is unreadable (an interrupted write); the chain steps over it")
             self.prev = "unreadable"
@@ -171,7 +171,10 @@ def _check_key(walk: _Walk, after: tuple[int, bytes] | None) -> None:
     """No line has checked yet: if the next one does not follow the broken one either, the key
     may be the wrong one rather than every line edited."""
     assert walk.problem is not None and walk.broken is not None
-    found = chain.parse(after[1]) if after is not None else None
+    if after is None:
+        found = None
+    else:
+        walk.lines, found = after[0], chain.parse(after[1])
     if (
         found is not None
         and found[0] == walk.broken[0] + 1
