@@ -58,7 +58,7 @@ def _load_run(run_dir: str) -> Run | None:
     verdict, reason = _verdict(summary, records, read_json(os.path.join(run_dir, "analysis.json")))
     status = read_status(run_dir)  # none: a run of an older version, done when it has a summary
     state = state_of(status) if status else "done"
-    if state != "done":  # a run cut short (or still measuring) is never a result
+    if state in ("interrupted", "failed"):  # cut short: never a result ("running": the run reporting itself)
         verdict, reason = state, f"run {state}: not every configuration was measured"
     ratios = rep_ratios(records)
     for s in summary:
