@@ -30,28 +30,50 @@ def summary(log_dir: str, q: Query) -> dict[str, Any]:
     st = ReadStats()
     c = census(log_dir, q, st)
     counts = c["counts"]
-    cats = _by(counts, 3)
-    levels = _by(counts, 2)
-    return {
-        "log_dir": log_dir,
+    read = {
         "files": len(st.files),
         "lines": st.lines,
-        "events": sum(counts.values()),
         "legacy_lines": st.legacy_lines,
         "corrupt": st.corrupt_count,
         "corrupt_lines": [f"{x.file}:{x.line}: {x.error}" for x in st.corrupt[:MAX_CORRUPT_SHOWN]],
-        "first": text(c["lo"]) if c["lo"] else None,
-        "last": text(c["hi"]) if c["hi"] else None,
-        "sessions": len(c["first"]),
+    }
+    span = (text(c["lo"]) if c["lo"] else None, text(c["hi"]) if c["hi"] else None)
+    totals = (sum(counts.values()), len(c["first"]), sum(c["failed"].values()))
+    return summary_shape(log_dir, read, span, totals, (_by(counts, 3), _by(counts, 2), _by(counts, 1)), q)
+
+
+def summary_shape(
+    source: str,
+    read: dict[str, Any],
+    span: tuple[str | None, str | None],
+    totals: tuple[int, int, int],
+    ranked: tuple[dict[str, int], dict[str, int], dict[str, int]],
+    q: Query,
+) -> dict[str, Any]:
+    """The `--summary` answer, one shape for every engine (local shards, ClickHouse): `read` says what
+    was read (files, lines, legacy and corrupt lines), `span` the first and last time, `totals` the
+    events, sessions and failed commands, `ranked` the counts by category, level and agent."""
+    (events, n_sessions, failed), (cats, levels, agents) = totals, ranked
+    return {
+        "log_dir": source,
+        "files": read["files"],
+        "lines": read["lines"],
+        "events": events,
+        "legacy_lines": read["legacy_lines"],
+        "corrupt": read["corrupt"],
+        "corrupt_lines": read["corrupt_lines"],
+        "first": span[0] if events else None,
+        "last": span[1] if events else None,
+        "sessions": n_sessions,
         "commands": cats.get("CMD_RESULT", 0),
-        "failed_commands": sum(c["failed"].values()),
+        "failed_commands": failed,
         "files_modified": cats.get("FILE_MODIFY", 0),
         "rollbacks": cats.get("ROLLBACK", 0),
         "errors": levels.get("ERROR", 0),
         "warnings": levels.get("WARN", 0),
         "levels": levels,
         "categories": cats,
-        "agents": _by(counts, 1),
+        "agents": agents,
         "filters": q.describe(),
     }
 
@@ -69,7 +91,7 @@ def sessions(log_dir: str, q: Query) -> dict[str, Any]:
 def _commands_part(path: str, q: Query) -> tuple[dict[str, list[Any]], ReadStats]:
     st = ReadStats()
     agg: dict[str, list[Any]] = {}  # norm -> [count, failed, sessions, last ts, last exit, example]
-    for items in scan_shard(path, st, q.prefilter()):
+    for items in scan_shard(path, st, q):
         for i in items:
             if not q.keep(i):
                 continue
@@ -129,7 +151,7 @@ def commands(log_dir: str, q: Query, limit: int = 50) -> dict[str, Any]:
 def _files_part(path: str, q: Query) -> tuple[dict[str, list[Any]], ReadStats]:
     st = ReadStats()
     agg: dict[str, list[Any]] = {}  # path -> [count, actions, sessions, last ts]
-    for items in scan_shard(path, st, q.prefilter()):
+    for items in scan_shard(path, st, q):
         for i in items:
             if not q.keep(i):
                 continue

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from ..analyze.aggregate import summary_shape
 from ..analyze.filters import Query
 from .clickhouse import Client, literal
 from .rows import TABLE
@@ -77,29 +78,9 @@ class Fleet:
             "SELECT count() AS events, min(ts) AS first, max(ts) AS last, uniqExact(session) AS sessions, "
             f"countIf(cat = 'CMD_RESULT' AND {FAILED}) AS failed {self._events(q)}"
         )
-        cats, levels = self._ranked(q, "cat"), self._ranked(q, "level")
-        return {
-            "log_dir": str(self.client.target),
-            "files": rd["files"],
-            "lines": rd["lines"],
-            "events": t["events"],
-            "legacy_lines": rd["legacy_lines"],
-            "corrupt": rd["corrupt"],
-            "corrupt_lines": rd["corrupt_lines"],
-            "first": t["first"] if t["events"] else None,
-            "last": t["last"] if t["events"] else None,
-            "sessions": t["sessions"],
-            "commands": cats.get("CMD_RESULT", 0),
-            "failed_commands": t["failed"],
-            "files_modified": cats.get("FILE_MODIFY", 0),
-            "rollbacks": cats.get("ROLLBACK", 0),
-            "errors": levels.get("ERROR", 0),
-            "warnings": levels.get("WARN", 0),
-            "levels": levels,
-            "categories": cats,
-            "agents": self._ranked(q, "agent"),
-            "filters": q.describe(),
-        }
+        ranked = (self._ranked(q, "cat"), self._ranked(q, "level"), self._ranked(q, "agent"))
+        totals = (t["events"], t["sessions"], t["failed"])
+        return summary_shape(str(self.client.target), rd, (t["first"], t["last"]), totals, ranked, q)
 
     def sessions(self, q: Query) -> dict[str, Any]:
         rows = self._rows(
