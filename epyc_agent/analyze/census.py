@@ -5,7 +5,8 @@ The hot loop never splits a line into fields. In our v1 lines the head
 `"session":"…","agent":"…","level":"…","cat":"…"` sits between fixed offsets
 (after the 27-byte timestamp) and `,"msg":"`, so it is sliced out and counted
 as one bytes key; the few distinct keys are decoded (and validated) once.
-Lines that do not have that exact shape take the careful path of `scan`.
+Lines that do not have that exact shape take `scan.legacy`: the old toolkit's
+fast path, else the careful one.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import orjson
 
 from ..events.reader import ReadStats, agent_of, glued_at, line_blocks, shard_files
 from .filters import Query
-from .scan import AGENT, CAT, LEVEL, SES, TS, TS_HEAD, V1_TAIL, careful, event, exit_code, map_shards, text
+from .scan import CAT, SES, TS, TS_HEAD, V1_TAIL, event, exit_code, legacy, map_shards, text
 
 _MID = b'Z","session":"'  # bytes 33..47 of every v1 line: end of the timestamp, start of the head
 _HEAD = re.compile(rb'"session":"([^"\\]*)","agent":"([^"\\]*)","level":"(INFO|WARN|ERROR)","cat":"([A-Z][A-Z0-9_]*)"')
@@ -100,11 +101,12 @@ def _census_part(path: str, q: Query) -> tuple[dict[str, Any], ReadStats]:
 def _tally_careful(
     lines: list[tuple[int, bytes]], path: str, agent: str, st: ReadStats, tally: _Tally, q: Query
 ) -> None:
-    """Lines that are not plain v1 lines: the reader's upgrade path (legacy counted, corrupt counted)."""
-    items = [careful(ln, j, path, agent, st) for j, ln in lines]
-    kept = [i for i in items if i is not None and q.keep(i)]
+    """Lines that are not plain v1 lines: the old formats' fast path or the reader's upgrade path
+    (legacy counted, corrupt counted)."""
+    items = legacy([ln for _, ln in lines], [j for j, _ in lines], path, agent, st)
+    kept = [i for i in items if i is not None and (q.trivial or q.keep(i))]
     st.events += len(kept)
-    hk = [(i[SES], i[AGENT], i[LEVEL], i[CAT]) for i in kept]
+    hk = [i[SES : CAT + 1] for i in kept]
     tally.add(hk, [i[TS] for i in kept])
     tally.failed.update(
         [k for k, i in zip(hk, kept, strict=True) if i[CAT] == b"CMD_RESULT" and exit_code(i) not in (0, None)]

@@ -12,13 +12,15 @@ from __future__ import annotations
 import copy
 import re
 from datetime import UTC, datetime, timedelta
+from itertools import compress, repeat
 from typing import Any
 
 import orjson
 
 from ..errors import EpycAgentError
 from ..events.reader import ts_key
-from .scan import AGENT, CAT, LEVEL, SES, TS, V1_TAIL, Item, Select
+from .oldformat import HeadTest
+from .scan import AGENT, CAT, LEVEL, SES, TS, V1_TAIL, Item
 
 _REL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -76,6 +78,7 @@ class Query:
         self.session = session.encode() if session else None
         self.levels = levels or None
         self.cats: frozenset[bytes] | None = None
+        self.head_cats: frozenset[bytes] | None = None  # the categories an old-format line may have
         # every group must match a selected v1 line; a group matches if any of its regexes does
         self.marks: list[tuple[re.Pattern[bytes], ...]] = [
             (re.compile(re.escape(_json_text(s))),) for s in (agent, session) if s
@@ -84,7 +87,7 @@ class Query:
             self.marks.append((re.compile(b'"level":"(?:' + b"|".join(sorted(levels)) + b')"'),))
         if cats:
             self.add_mark(b'"cat":"(?:' + b"|".join(c.encode() for c in cats) + b')"')
-            self.cats = frozenset(c.encode() for c in cats)
+            self.cats = self.head_cats = frozenset(c.encode() for c in cats)
         self.trivial = not (since or until or agent or session or levels or cats)
 
     def add_mark(self, *patterns: bytes) -> None:
@@ -103,6 +106,8 @@ class Query:
             *(b'"cat":"' + c.encode() + b'".*' + rx for c, rx in also.items()),
         )
         q.cats = frozenset(c.encode() for c in (*cats, *also))
+        # an old-format line carries no `data` or typed fields, so it never matches an `also` regex
+        q.head_cats = frozenset(c.encode() for c in cats if c not in also)
         return q
 
     def select(self, lines: list[bytes]) -> list[int] | None:
@@ -110,13 +115,18 @@ class Query:
         containing every mark. A cheap superset of `keep`; None means all lines."""
         if not self.marks:
             return None
-        hit: Any = None  # per line: matches every group so far
+        is_v1 = list(map(bytes.endswith, lines, repeat(V1_TAIL)))
+        v1 = lines if all(is_v1) else list(compress(lines, is_v1))  # the old formats' lines are not searched
+        hit: Any = None  # per v1 line: matches every group so far
         for group in self.marks:
-            any_hit: Any = list(map(group[0].search, lines))
+            any_hit: Any = list(map(group[0].search, v1))
             for rx in group[1:]:
-                any_hit = [a or b for a, b in zip(any_hit, map(rx.search, lines), strict=True)]
+                any_hit = [a or b for a, b in zip(any_hit, map(rx.search, v1), strict=True)]
             hit = any_hit if hit is None else [h and a for h, a in zip(hit, any_hit, strict=True)]
-        return [j for j, (h, ln) in enumerate(zip(hit, lines, strict=True)) if h or not ln.endswith(V1_TAIL)]
+        if v1 is lines:
+            return [j for j, h in enumerate(hit) if h]
+        hits = iter(hit)
+        return [j for j, v in enumerate(is_v1) if not v or next(hits)]
 
     def keep(self, it: Item) -> bool:
         """The exact test on a parsed item."""
@@ -132,8 +142,17 @@ class Query:
             return False
         return self.cats is None or it[CAT] in self.cats
 
-    def prefilter(self) -> Select | None:
-        return self.select if self.marks else None
+    def head_ok(self, ses: bytes, level: bytes, cat: bytes) -> bool:
+        """The exact test on an old-format line's head, before its item is built."""
+        if self.session is not None and ses != self.session:
+            return False
+        if self.levels is not None and level not in self.levels:
+            return False
+        return self.head_cats is None or cat in self.head_cats
+
+    def head_test(self) -> HeadTest | None:
+        """`head_ok`, or None when it keeps every head."""
+        return self.head_ok if (self.session or self.levels or self.head_cats is not None) else None
 
     def describe(self) -> dict[str, str | list[str] | None]:
         """The active filters, for JSON output and script headers."""

@@ -84,7 +84,7 @@ class _Shard:
         cut = buf.rfind(b"\n") + 1
         self.partial = buf[cut:]
         lines = buf[:cut].splitlines(keepends=True)
-        items = parse_lines(lines, self.lines + 1, self.path, self.agent, stats, q.prefilter())
+        items = parse_lines(lines, self.lines + 1, self.path, self.agent, stats, q)
         self.lines += len(lines)
         return [i for i in items if q.keep(i)]
 

@@ -17,6 +17,7 @@ from .census import session_rows
 from .filters import Query
 from .loops import seconds
 from .normalize import normalize
+from .oldformat import HeadTest
 from .scan import (
     AGENT,
     CAT,
@@ -58,6 +59,12 @@ class _ErrorQuery(Query):
             return False
         return it[LEVEL] != b"INFO" or (it[CAT] == b"CMD_RESULT" and exit_code(it) not in (0, None))
 
+    def head_ok(self, ses: bytes, level: bytes, cat: bytes) -> bool:
+        return super().head_ok(ses, level, cat) and (level != b"INFO" or cat == b"CMD_RESULT")
+
+    def head_test(self) -> HeadTest:
+        return self.head_ok
+
 
 def _errors_part(path: str, q: _ErrorQuery, limit: int) -> tuple[dict[str, Any], ReadStats]:
     st = ReadStats()
@@ -66,7 +73,7 @@ def _errors_part(path: str, q: _ErrorQuery, limit: int) -> tuple[dict[str, Any],
     by_agent: Counter[bytes] = Counter()
     msgs: Counter[str] = Counter()
     n = 0
-    for items in scan_shard(path, st, q.prefilter()):
+    for items in scan_shard(path, st, q):
         for it in items:
             if not q.keep(it):
                 continue
@@ -111,7 +118,7 @@ def errors(log_dir: str, q: Query, limit: int = 50) -> dict[str, Any]:
 def collect_part(path: str, q: Query) -> tuple[list[Item], ReadStats]:
     st = ReadStats()
     out: list[Item] = []
-    for items in scan_shard(path, st, q.prefilter()):
+    for items in scan_shard(path, st, q):
         out += [i for i in items if q.keep(i)]
     return out, st
 
@@ -167,7 +174,7 @@ def tail_shard(path: str, n: int, q: Query) -> list[Item]:
                 carry = b""
             lines = data.splitlines(keepends=True)
             last = len(lines) + after + 1
-            items = [i for i in parse_lines(lines, 1, path, agent, st, q.prefilter()) if q.keep(i)]
+            items = [i for i in parse_lines(lines, 1, path, agent, st, q) if q.keep(i)]
             out = [(*i[:LINE], i[LINE] - last, *i[LINE + 1 :]) for i in items] + out
             after += len(lines)
     return out[-n:]

@@ -50,13 +50,14 @@ from ..events.reader import ReadStats, shard_files
 from ..guards.retry import count_result
 from .filters import Query
 from .normalize import normalize, result_text
-from .scan import AGENT, CAT, FILE, LINE, SES, TS, Item, event, map_shards, scan_shard, text
+from .scan import AGENT, CAT, FILE, LINE, RAW, SES, TS, Item, event, map_shards, scan_shard, text
 
 DEFAULTS: dict[str, Any] = {k: default for k, (_check, default) in SECTIONS["loops"].items()}
 CYCLE_MIN, CYCLE_MAX = 3, 6  # period 1 is `repeat`, 2 is `alternation`
 CHURN_GAP = 5
 MAX_LINES = 100
 HOOK_MARK = rb'"hook":"(?:PreCompact|Stop)"'  # the OBSERVE events the loop detectors read
+HOOK_KEY = b'"hook":"'
 REVERT_ACTIONS = frozenset({"revert", "undo", "restore", "reset", "rollback", "checkout"})
 
 Ref = tuple[bytes, str, int]  # ts, file, line
@@ -426,7 +427,7 @@ def _loops_part(path: str, q: Query, th: dict[str, Any]) -> tuple[list[dict[str,
     out: list[dict[str, Any]] = []
     streams: dict[tuple[bytes, bytes], Stream] = {}
     keep, get = q.keep, streams.get
-    for items in scan_shard(path, st, q.prefilter()):
+    for items in scan_shard(path, st, q):
         for it in items:
             if not keep(it):
                 continue
@@ -437,7 +438,7 @@ def _loops_part(path: str, q: Query, th: dict[str, Any]) -> tuple[list[dict[str,
                 s.command(it)
             elif it[CAT] == b"FILE_MODIFY":
                 s.modify(it)
-            else:
+            elif it[RAW].__class__ is dict or HOOK_KEY in it[RAW]:  # no hook data (old formats): nothing to see
                 s.observe(it)
     for s in streams.values():
         s.close()
@@ -455,7 +456,10 @@ def find_loops(log_dir: str, q: Query, th: dict[str, Any]) -> dict[str, Any]:
     st = ReadStats()
     wanted = q.with_cats("CMD_RESULT", "FILE_MODIFY", also={"OBSERVE": HOOK_MARK})
     parts = map_shards(_loops_part, shard_files(log_dir), wanted, th, stats=st)
-    findings = sorted((f for p in parts for f in p), key=lambda f: (f["first"], f["session"], f["pattern"]))
+    # a total order: the same findings print the same whatever order the streams were read in
+    findings = sorted(
+        (f for p in parts for f in p), key=lambda f: (f["first"], f["session"], f["pattern"], f["agent"], f["lines"])
+    )
     by: dict[str, int] = {}
     for f in findings:
         by[f["pattern"]] = by.get(f["pattern"], 0) + 1

@@ -5,11 +5,13 @@ the first five are bytes (ts is the sortable UTC key), `line` the 1-based line
 number, `raw` the line's bytes (or, for lines the careful path read, the event
 dict) and `file` the shard path. Our writer's v1 lines have a fixed head and
 tail, so one regex recognises them and yields the head fields; a full JSON parse
-(`event(item)`) happens only for the few items a mode looks into. Every other
-line goes through the Foundation reader's `parse_line` (legacy formats,
-upgrades) and is counted there as legacy or corrupt, exactly like `read_records`.
-A line with our exact head and tail is trusted without a full parse: the writer
-appends each line whole, with one write.
+(`event(item)`) happens only for the few items a mode looks into. The old
+toolkit's lines of its writers' exact shapes take a fast path of their own
+(`oldformat`: their head from one regex, their event from the reader's
+`parse_line` when looked into). Every other line goes through the Foundation
+reader's `parse_line` (legacy formats, upgrades) and is counted there as legacy
+or corrupt, exactly like `read_records`. A line with our exact head and tail is
+trusted without a full parse: the writer appends each line whole, with one write.
 
 `map_shards` runs a per-shard function in forked worker processes when the log
 is large: modes that need no global order (counts, loops per session) use it.
@@ -19,16 +21,19 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from ..events.reader import ReadStats, agent_of, glued_at, line_blocks, parse_line, ts_key, why_corrupt
+from . import oldformat
+
+if TYPE_CHECKING:
+    from .filters import Query
 
 TS, SES, AGENT, LEVEL, CAT, LINE, RAW, FILE = range(8)
 Item = tuple[Any, ...]
-Select = Callable[[list[bytes]], "list[int] | None"]  # lines -> indices to parse (None: all)
 
 PARALLEL_BYTES = 32 << 20  # below this, forking costs more than it saves
 MAX_WORKERS = 8
@@ -64,33 +69,58 @@ def careful(raw: bytes, line: int, path: str, agent: str, stats: ReadStats) -> I
     return (key.encode(), _b(ev.get("session")), _b(ev.get("agent")), level, _b(ev.get("cat")), line, ev, path)
 
 
+def legacy(
+    lines: list[bytes],
+    numbers: Sequence[int],
+    path: str,
+    agent: str,
+    stats: ReadStats,
+    head_ok: oldformat.HeadTest | None = None,
+) -> list[Item | None]:
+    """Lines that are not our plain v1 lines: the old toolkit's fast path for those of its exact
+    shapes, `careful` for the rest (and for all with EPYC_AGENT_CAREFUL_READ=1). Counted as
+    legacy or corrupt either way; None for a line that is no event, () for one `head_ok` refused."""
+    out = oldformat.items(lines, numbers, path, agent, head_ok) if oldformat.enabled() else [None] * len(lines)
+    fast = len(out) - out.count(None)
+    stats.legacy_lines += fast
+    if fast < len(out):
+        out = [
+            careful(raw, i, path, agent, stats) if it is None else it
+            for it, i, raw in zip(out, numbers, lines, strict=True)
+        ]
+    return out
+
+
 def parse_lines(
-    lines: list[bytes], first: int, path: str, agent: str, stats: ReadStats, select: Select | None = None
+    lines: list[bytes], first: int, path: str, agent: str, stats: ReadStats, q: Query | None = None
 ) -> list[Item]:
-    """Items for the lines `select` picks (all when None); line numbers start at `first`."""
-    if select is not None:
-        idx = select(lines)
-        if idx is not None:
-            lines, numbers = [lines[j] for j in idx], [first + j for j in idx]
-    if select is None or idx is None:
+    """Items for the lines worth parsing for `q` (all when None): v1 lines its byte marks pick,
+    old-format lines whose head it may keep, every other line. Line numbers start at `first`."""
+    idx = q.select(lines) if q is not None else None
+    if idx is not None:
+        lines, numbers = [lines[j] for j in idx], [first + j for j in idx]
+    else:
         numbers = range(first, first + len(lines))  # type: ignore[assignment]
     ms = list(map(_HEAD.fullmatch, lines))
     # The common case: all our own v1 lines, one line head each (nothing glued: one C pass).
     if None not in ms and b"".join(lines).count(TS_HEAD) == len(ms):
         return [(*m.groups(), i, raw, path) for m, i, raw in zip(ms, numbers, lines, strict=False)]
     ms = [None if m is not None and glued_at(m.string) != -1 else m for m in ms]  # glued: the careful path
+    rest = [j for j, m in enumerate(ms) if m is None]
+    head_ok = q.head_test() if q is not None else None
+    others = iter(legacy([lines[j] for j in rest], [numbers[j] for j in rest], path, agent, stats, head_ok))
     out = [
-        (*m.groups(), i, raw, path) if m is not None else careful(raw, i, path, agent, stats)
+        (*m.groups(), i, raw, path) if m is not None else next(others)
         for m, i, raw in zip(ms, numbers, lines, strict=False)
     ]
-    return [x for x in out if x is not None]
+    return [x for x in out if x]
 
 
-def scan_shard(path: str, stats: ReadStats, select: Select | None = None) -> Iterator[list[Item]]:
+def scan_shard(path: str, stats: ReadStats, q: Query | None = None) -> Iterator[list[Item]]:
     """A shard's items in file order, in blocks of ~0.5 MB of lines."""
     agent = agent_of(path)
     for first, lines in line_blocks(path, stats):
-        items = parse_lines(lines, first, path, agent, stats, select)
+        items = parse_lines(lines, first, path, agent, stats, q)
         stats.events += len(items)
         yield items
 
@@ -100,10 +130,13 @@ def event(item: Item) -> dict[str, Any]:
     raw = item[RAW]
     if raw.__class__ is dict:
         return raw  # type: ignore[no-any-return]
-    try:
-        ev = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        ev = None
+    if _is_old(raw):
+        ev = parse_line(raw, _agents.get(item[FILE]) or _agents.setdefault(item[FILE], agent_of(item[FILE])))
+    else:
+        try:
+            ev = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            ev = None
     if ev.__class__ is not dict:  # a v1 head and tail around a broken middle: keep what the head says
         ev = {
             "ts": item[TS].decode(),
@@ -123,8 +156,18 @@ def exit_code(item: Item) -> int | None:
     if raw.__class__ is dict:
         v = raw.get("exit_code")
         return v if isinstance(v, int) and not isinstance(v, bool) else None
+    if _is_old(raw):
+        return oldformat.exit_code(raw, item[CAT])
     m = _EXIT.search(raw)
     return int(m.group(1)) if m else None
+
+
+_agents: dict[str, str] = {}  # shard path -> its agent (the old formats' events take it from there)
+
+
+def _is_old(raw: bytes) -> bool:
+    """Whether a bytes item is an old-format line (a v1 item's line starts with `{` and ends with V1_TAIL)."""
+    return raw[:1] != b"{" or not raw.endswith(V1_TAIL)
 
 
 def text(b: bytes) -> str:
@@ -191,6 +234,8 @@ def field(item: Item, name: str) -> Any:
     raw = item[RAW]
     if raw.__class__ is dict:
         return raw.get(name)
+    if _is_old(raw):
+        return event(item).get(name)
     rx = _FIELD_RES.get(name)
     if rx is None:
         rx = _FIELD_RES[name] = re.compile(b',"' + name.encode() + rb'":"((?:[^"\\]|\\.)*)"')

@@ -105,6 +105,15 @@ def agent_of(path: str) -> str:
 # --- timestamps -------------------------------------------------------------------------
 
 
+# The times the old toolkit's writers print (`date -Iseconds`: +01:00, -05:00; Z; +0100 from
+# strftime's %z; microseconds or none), as groups: local minute, seconds[.fraction], offset.
+TS_PATTERN = r"(\d{4}-\d\d-\d\dT\d\d:\d\d):([0-5]\d(?:\.\d{1,6})?)(Z|[+-]\d\d:?\d\d|)"
+_TS_RE = re.compile(TS_PATTERN, re.ASCII)
+KEY_PAD = ".000000Z"  # seconds[.fraction] + KEY_PAD[len - 2:] completes a key
+_MINUTES_MAX = 100_000
+_minutes: dict[str, str | None] = {}
+
+
 def ts_key(ts: Any) -> str | None:
     """A sortable UTC key for an RFC 3339 / ISO 8601 time; None if it is not one."""
     if not isinstance(ts, str):
@@ -114,11 +123,38 @@ def ts_key(ts: Any) -> str | None:
             return ts
     except ValueError:  # a lone surrogate: not ours, and not a time either
         return None
+    m = _TS_RE.fullmatch(ts)
+    if m is None:
+        return _iso_key(ts)
+    minute, sec, offset = m.groups()
+    head = utc_minute(minute, offset)
+    return None if head is None else head + sec + KEY_PAD[len(sec) - 2 :]
+
+
+def utc_minute(minute: str, offset: str) -> str | None:
+    """`YYYY-MM-DDTHH:MM:` in UTC of a local minute at a UTC offset; None if either is invalid.
+
+    Offsets move whole minutes, so seconds and fractions carry over unchanged and one
+    conversion per distinct minute (cached) serves every line written in it."""
+    k = minute + offset
+    try:
+        return _minutes[k]
+    except KeyError:
+        pass
+    if len(_minutes) >= _MINUTES_MAX:
+        _minutes.clear()
+    key = _iso_key(f"{minute}:00{offset}")
+    head = _minutes[k] = None if key is None else key[:-10]  # drop "SS.ffffffZ"
+    return head
+
+
+def _iso_key(ts: str) -> str | None:
+    """The definition of the key: any ISO 8601 time, no offset taken as UTC."""
     try:
         dt = datetime.fromisoformat(ts.strip())
-    except ValueError:
+        dt = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: year 1 ahead of UTC, year 9999 behind
         return None
-    dt = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -151,13 +187,19 @@ def upgrade(obj: Any, agent: str) -> dict[str, Any] | None:
 _EXIT_RE = re.compile(r"^exit=(-?\d+)")
 
 
+def details_exit(details: str) -> int | None:
+    """The exit code in the old `details` convention `exit=N; summary`, if it is there."""
+    m = _EXIT_RE.match(details)
+    return int(m.group(1)) if m else None
+
+
 def _typed_from_details(ev: dict[str, Any]) -> None:
     """The old `details` conventions carried facts the v1 typed fields now hold."""
     d, cat = ev["details"], ev["cat"]
     if cat == "CMD_RESULT" and "exit_code" not in ev:
-        m = _EXIT_RE.match(d)
-        if m:
-            ev["exit_code"] = int(m.group(1))
+        code = details_exit(d)
+        if code is not None:
+            ev["exit_code"] = code
         ev.setdefault("cmd", ev.get("msg", ""))
     elif cat == "CMD_INTENT":
         ev.setdefault("cmd", ev.get("msg", ""))
