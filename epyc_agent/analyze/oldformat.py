@@ -118,5 +118,8 @@ def exit_code(raw: bytes, cat: bytes) -> int | None:
     """The exit code the reader's upgrade finds in `details` (`exit=N; summary`) of a CMD_RESULT."""
     if cat != b"CMD_RESULT" or raw[:1] == b"[":
         return None
+    i = raw.find(b',"details":"exit=0')  # the common success, without a regex (`exit=05` is 5)
+    if i != -1 and raw[i + 18 : i + 19] in (b";", b'"'):
+        return 0
     m = _DETAILS_EXIT.search(raw)
     return details_exit(m.group(1).decode()) if m else None

@@ -135,7 +135,8 @@ def utc_minute(minute: str, offset: str) -> str | None:
     """`YYYY-MM-DDTHH:MM:` in UTC of a local minute at a UTC offset; None if either is invalid.
 
     Offsets move whole minutes, so seconds and fractions carry over unchanged and one
-    conversion per distinct minute (cached) serves every line written in it."""
+    conversion per distinct minute (cached) serves every line written in it; offsets of whole
+    hours move the hour alone, so those minutes need one conversion per hour."""
     k = minute + offset
     try:
         return _minutes[k]
@@ -143,8 +144,13 @@ def utc_minute(minute: str, offset: str) -> str | None:
         pass
     if len(_minutes) >= _MINUTES_MAX:
         _minutes.clear()
-    key = _iso_key(f"{minute}:00{offset}")
-    head = _minutes[k] = None if key is None else key[:-10]  # drop "SS.ffffffZ"
+    if minute[14:] != "00" and (offset.endswith("00") or offset in ("Z", "")):
+        hour = utc_minute(minute[:14] + "00", offset)  # this hour's minute 00: date, hour and offset checked
+        head = None if hour is None or minute[14] > "5" else hour[:-3] + minute[14:] + ":"
+    else:
+        key = _iso_key(f"{minute}:00{offset}")
+        head = None if key is None else key[:-10]  # drop "SS.ffffffZ"
+    _minutes[k] = head
     return head
 
 
