@@ -10,6 +10,8 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if hasattr(sys.stdout, "reconfigure"):  # a lone surrogate read from a log prints as `\ud800`
+        sys.stdout.reconfigure(errors="backslashreplace")
     fast = _fast_path(args)
     if fast is not None:
         return fast()

@@ -136,7 +136,7 @@ def event(item: Item) -> dict[str, Any]:
         try:
             ev = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            ev = None
+            ev = _json_loads(raw)
     if ev.__class__ is not dict:  # a v1 head and tail around a broken middle: keep what the head says
         ev = {
             "ts": item[TS].decode(),
@@ -148,6 +148,16 @@ def event(item: Item) -> dict[str, Any]:
             "details": "unreadable",
         }
     return ev  # type: ignore[no-any-return]
+
+
+def _json_loads(raw: bytes) -> Any:
+    """The standard parser, which reads a lone surrogate (`\\ud800`) that orjson refuses; None if broken."""
+    import json
+
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
 
 
 def exit_code(item: Item) -> int | None:
@@ -243,4 +253,9 @@ def field(item: Item, name: str) -> Any:
     if m is None:
         return None
     v = m.group(1)
-    return orjson.loads(b'"' + v + b'"') if b"\\" in v else v.decode("utf-8", "surrogateescape")
+    if b"\\" not in v:
+        return v.decode("utf-8", "surrogateescape")
+    try:
+        return orjson.loads(b'"' + v + b'"')
+    except orjson.JSONDecodeError:
+        return _json_loads(b'"' + v + b'"')
