@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
+from io import BytesIO
 from typing import Any
 
 from ..events.reader import ReadStats, agent_of, shard_files
@@ -83,7 +84,7 @@ class _Shard:
         buf = self.partial + b"".join(chunks)
         cut = buf.rfind(b"\n") + 1
         self.partial = buf[cut:]
-        lines = buf[:cut].splitlines(keepends=True)
+        lines = BytesIO(buf[:cut]).readlines()  # at "\n" only, as the reader splits (not at "\r")
         items = parse_lines(lines, self.lines + 1, self.path, self.agent, stats, q)
         self.lines += len(lines)
         return [i for i in items if q.keep(i)]

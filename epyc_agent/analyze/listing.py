@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter, deque
+from io import BytesIO
 from typing import Any
 
 from ..errors import SessionError
@@ -172,7 +173,7 @@ def tail_shard(path: str, n: int, q: Query) -> list[Item]:
                 carry, data = data[:cut] if cut else data, data[cut:] if cut else b""
             else:
                 carry = b""
-            lines = data.splitlines(keepends=True)
+            lines = BytesIO(data).readlines()  # at "\n" only, as the reader splits (not at "\r")
             last = len(lines) + after + 1
             items = [i for i in parse_lines(lines, 1, path, agent, st, q) if q.keep(i)]
             out = [(*i[:LINE], i[LINE] - last, *i[LINE + 1 :]) for i in items] + out
