@@ -20,6 +20,7 @@ from conftest import run_cli
 from epyc_agent.analyze import scan
 from epyc_agent.analyze.filters import Query
 from epyc_agent.events.reader import ReadStats, _iso_key, parse_line, ts_key
+from epyc_agent.events.writer import AuditLog
 
 GEN = Path(__file__).resolve().parent.parent / "benchmarks" / "gen_log.py"
 EVENTS = 20_000
@@ -134,6 +135,11 @@ def build(log_dir: Path) -> None:
     (log_dir / "agent_audit.log").write_bytes(odd)
     with open(log_dir / "agent_audit-agent1.log", "ab") as f:
         f.write(odd + LAST.encode())
+    with AuditLog(log_dir, session="ses_chain", agent="agent3") as log:  # chained v1 lines (seq, hash) among old ones
+        for n in range(4):
+            log.cmd_result("make -j2", 2, f"error {n}")
+        log.file_modify("src/k.c", "edit", "fix")
+        log.error("build failed", "twice")
 
 
 MODES = [
@@ -148,6 +154,7 @@ MODES = [
     ["--session", "ses_agent2_0002"],
     ["--session", "ses_e"],
     ["--session", "none"],
+    ["--session", "ses_chain"],
     ["--tail", "300"],
     ["--timeline", "300"],
     ["--summary", "--level", "WARN,ERROR", "--since", "2026-01-01T10:00:00+01:00"],
