@@ -16,6 +16,7 @@ LAZY = {
     "tail": "epyc_agent.cli.analyze_cmd:tail",
     "ship": "epyc_agent.cli.ship_cmd:ship",
     "verify": "epyc_agent.cli.verify_cmd:verify",
+    "upgrade": "epyc_agent.cli.upgrade_cmd:upgrade",
 }
 
 
