@@ -115,18 +115,25 @@ class Query:
         containing every mark. A cheap superset of `keep`; None means all lines."""
         if not self.marks:
             return None
-        is_v1 = list(map(bytes.endswith, lines, repeat(V1_TAIL)))
-        v1 = lines if all(is_v1) else list(compress(lines, is_v1))  # the old formats' lines are not searched
-        hit: Any = None  # per v1 line: matches every group so far
-        for group in self.marks:
-            any_hit: Any = list(map(group[0].search, v1))
-            for rx in group[1:]:
-                any_hit = [a or b for a, b in zip(any_hit, map(rx.search, v1), strict=True)]
-            hit = any_hit if hit is None else [h and a for h, a in zip(hit, any_hit, strict=True)]
-        if v1 is lines:
-            return [j for j, h in enumerate(hit) if h]
-        hits = iter(hit)
+        if lines and lines[0].endswith(V1_TAIL) and lines[-1].endswith(V1_TAIL):  # v1 mostly: one pass over all
+            return [
+                j
+                for j, (h, ln) in enumerate(zip(self._hits(lines), lines, strict=True))
+                if h or not ln.endswith(V1_TAIL)
+            ]
+        is_v1 = list(map(bytes.endswith, lines, repeat(V1_TAIL)))  # the old formats' lines are not searched
+        hits = iter(self._hits(list(compress(lines, is_v1))))
         return [j for j, v in enumerate(is_v1) if not v or next(hits)]
+
+    def _hits(self, lines: list[bytes]) -> list[Any]:
+        """Per line: whether it matches every group of marks (a group: any of its regexes)."""
+        hit: Any = None
+        for group in self.marks:
+            any_hit: Any = list(map(group[0].search, lines))
+            for rx in group[1:]:
+                any_hit = [a or b for a, b in zip(any_hit, map(rx.search, lines), strict=True)]
+            hit = any_hit if hit is None else [h and a for h, a in zip(hit, any_hit, strict=True)]
+        return hit  # type: ignore[no-any-return]
 
     def keep(self, it: Item) -> bool:
         """The exact test on a parsed item."""
