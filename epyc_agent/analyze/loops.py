@@ -46,11 +46,11 @@ from collections import deque
 from typing import Any
 
 from ..config import SECTIONS
-from ..events.reader import ReadStats, shard_files
+from ..events.reader import ReadStats, details_action, details_exit, shard_files
 from ..guards.retry import count_result
 from .filters import Query
 from .normalize import normalize, result_text
-from .scan import AGENT, CAT, FILE, LINE, RAW, SES, TS, Item, event, map_shards, scan_shard, text
+from .scan import AGENT, CAT, FILE, LINE, RAW, SES, TS, Item, event, map_shards, old_text, scan_shard, text
 
 DEFAULTS: dict[str, Any] = {k: default for k, (_check, default) in SECTIONS["loops"].items()}
 CYCLE_MIN, CYCLE_MAX = 3, 6  # period 1 is `repeat`, 2 is `alternation`
@@ -302,19 +302,24 @@ class Stream:
 
     # -- events ----------------------------------------------------------------------------
     def command(self, it: Item) -> None:
-        ev = event(it)
-        raw_cmd = str(ev.get("cmd") or ev.get("msg") or "")
-        data = ev.get("data")
+        old = old_text(it)
+        if old is not None:  # the old toolkit's line: the facts its event would hold, from its bytes
+            raw_cmd, details = old
+            data, code = None, details_exit(details)
+        else:
+            ev = event(it)
+            raw_cmd = str(ev.get("cmd") or ev.get("msg") or "")
+            data = ev.get("data")
+            code = ev.get("exit_code")
+            code = code if code.__class__ is int else None
+            details = ev.get("details") or ""
         is_dict = data.__class__ is dict
         call = data.get("call_id") if is_dict else None
         norm = call if call.__class__ is str else normalize(raw_cmd)
         if self.exempt and ((is_dict and data.get("tool") in self.exempt) or normalize(raw_cmd) in self.exempt):
             return  # polling or scrolling: neither a repeat nor the end of one
         self._work()
-        code = ev.get("exit_code")
-        code = code if code.__class__ is int else None
         ref: Ref = (it[TS], it[FILE], it[LINE])
-        details = ev.get("details") or ""
         if norm != self.cmd:
             self._close_same()
             self.cmd = norm
@@ -384,9 +389,14 @@ class Stream:
         self.prev.clear()
         self.hist.clear()
         self.periodic = [0] * (CYCLE_MAX + 1)
-        ev = event(it)
-        path = str(ev.get("path") or ev.get("msg") or "")
-        action = str(ev.get("action") or "edit").lower()
+        old = old_text(it)
+        if old is not None:
+            path, action = old[0], details_action(old[1])
+        else:
+            ev = event(it)
+            path, action = ev.get("path") or ev.get("msg"), ev.get("action")
+        path = str(path or "")
+        action = str(action or "edit").lower()
         kind = "revert" if action in REVERT_ACTIONS else "change"
         ref: Ref = (it[TS], it[FILE], it[LINE])
         self.n_mod += 1

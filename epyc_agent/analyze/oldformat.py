@@ -114,6 +114,20 @@ def _head(minute: bytes, offset: bytes) -> bytes | None:
     return head
 
 
+_MSG = b',"msg":"'
+_THEN_DETAILS = b'","details":"'
+
+
+def msg_details(raw: bytes) -> tuple[str, str]:
+    """`msg` and `details` ("" if absent) of a JSON line `items` took, as its event holds them: no
+    string there has a quote or an escape, so their bytes are their text (and the first `,"msg":"`
+    is the field's)."""
+    i = raw.index(_MSG) + len(_MSG)
+    j = raw.index(b'"', i)
+    details = raw[j + len(_THEN_DETAILS) : -3].decode() if raw.startswith(_THEN_DETAILS, j) else ""
+    return raw[i:j].decode(), details
+
+
 def exit_code(raw: bytes, cat: bytes) -> int | None:
     """The exit code the reader's upgrade finds in `details` (`exit=N; summary`) of a CMD_RESULT."""
     if cat != b"CMD_RESULT" or raw[:1] == b"[":

@@ -172,6 +172,15 @@ def exit_code(item: Item) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def old_text(item: Item) -> tuple[str, str] | None:
+    """`msg` and `details` of an old toolkit's JSON line on the fast path, read from its bytes
+    without building its event; None for any other item."""
+    raw = item[RAW]
+    if raw.__class__ is dict or raw[:1] != b"{" or raw.endswith(V1_TAIL):
+        return None
+    return oldformat.msg_details(raw)
+
+
 _agents: dict[str, str] = {}  # shard path -> its agent (the old formats' events take it from there)
 
 

@@ -199,6 +199,11 @@ def details_exit(details: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def details_action(details: str) -> str | None:
+    """The action in the old FILE_MODIFY `details` convention `action=A; note`, if it is there."""
+    return details[len("action=") :].split(";", 1)[0].strip() if details.startswith("action=") else None
+
+
 def _typed_from_details(ev: dict[str, Any]) -> None:
     """The old `details` conventions carried facts the v1 typed fields now hold."""
     d, cat = ev["details"], ev["cat"]
@@ -214,8 +219,9 @@ def _typed_from_details(ev: dict[str, Any]) -> None:
         ev.setdefault("action", ev.get("msg", ""))
     elif cat == "FILE_MODIFY":
         ev.setdefault("path", ev.get("msg", ""))
-        if d.startswith("action="):
-            ev.setdefault("action", d[len("action=") :].split(";", 1)[0].strip())
+        action = details_action(d)
+        if action is not None:
+            ev.setdefault("action", action)
 
 
 # Inside a JSON string every quote is escaped, so our line head can only appear unescaped where
