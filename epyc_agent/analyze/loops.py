@@ -122,7 +122,8 @@ class Stream:
         self.files: dict[str, list[Any]] = {}  # path -> [run, last kind, last modify index]
         self.exempt = frozenset(th["exempt"])
         self.hist: deque[tuple[str, Ref, str]] = deque(maxlen=CYCLE_MAX * int(th["cycle"]))
-        self.periodic = [0] * (CYCLE_MAX + 1)  # p -> calls in a row equal to the call p before
+        self.periodic = [0] * (CYCLE_MAX + 1)  # p -> calls in a row equal to the call p before (0 while p > len(hist))
+        self.reps = int(th["cycle"])
         self.cyc: _Run | None = None
         self.cyc_len = 0
         self.streak: _Run | None = None
@@ -259,15 +260,17 @@ class Stream:
 
     def _cycle(self, norm: str, ref: Ref, raw_cmd: str) -> None:
         h, per = self.hist, self.periodic
-        for p in range(1, CYCLE_MAX + 1):
-            per[p] = per[p] + 1 if len(h) >= p and h[-p][0] == norm else 0
+        for p in range(1, min(len(h), CYCLE_MAX) + 1):
+            per[p] = per[p] + 1 if h[-p][0] == norm else 0
         h.append((norm, ref, raw_cmd))
         if self.cyc is not None:
             if per[self.cyc_len]:
                 self.cyc.add(ref)
                 return
             self._close_cycle()
-        reps = int(self.th["cycle"])
+        reps = self.reps
+        if max(per) < reps - 1:  # no period can qualify (the common case)
+            return
         period = next((p for p in range(1, CYCLE_MAX + 1) if per[p] >= p * (reps - 1)), 0)
         if period >= CYCLE_MIN:
             members = list(h)[-period * reps :]
@@ -318,7 +321,8 @@ class Stream:
         norm = call if call.__class__ is str else normalize(raw_cmd)
         if self.exempt and ((is_dict and data.get("tool") in self.exempt) or normalize(raw_cmd) in self.exempt):
             return  # polling or scrolling: neither a repeat nor the end of one
-        self._work()
+        if self.compacts is not None or self.text is not None:
+            self._work()
         ref: Ref = (it[TS], it[FILE], it[LINE])
         if norm != self.cmd:
             self._close_same()
@@ -336,11 +340,12 @@ class Stream:
             self.same_first, self.same_key, self.same_code, self.same_details = ref, None, code, details
         if not (is_dict and data.get("interrupted") is True):  # a user's stop is no result
             failed = code is not None and code != 0
-            self._retry(norm, failed, ref, raw_cmd)
+            if failed or norm in self.fails:  # else the retry rule has nothing to do
+                self._retry(norm, failed, ref, raw_cmd)
             if failed:
                 self.streak = (self.streak or _Run()).add(ref)
                 self.streak_ids.add(norm)
-            else:
+            elif self.streak is not None:
                 self._close_streak()
         self._cycle(norm, ref, raw_cmd)
         # alternation: A,B,A,B,...
