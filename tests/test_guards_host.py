@@ -198,7 +198,8 @@ def test_through_the_hook(tmp_path: Path, log_dir: Path) -> None:
     """The real hook denies with the rule's name, logs the decision, and obeys the config file."""
     out = hook(tmp_path, "sudo systemctl restart llama-server")
     assert out["permissionDecision"] == "deny"
-    assert "[privileged] `sudo systemctl restart llama-server` changes a system service" in out["permissionDecisionReason"]
+    reason = out["permissionDecisionReason"]
+    assert "[privileged] `sudo systemctl restart llama-server` changes a system service" in reason
     events = [json.loads(x) for p in log_dir.glob("agent_audit*") for x in p.read_text().splitlines()]
     assert any(e.get("data", {}).get("decision") == "deny" for e in events)
     assert hook(tmp_path, "pytest -n auto", "guards:\n  pytest_workers: off\n") == {}

@@ -28,9 +28,10 @@ HOST_GUARDS = ("privileged", "unbounded", "pytest_workers", "live_bench", "backu
 ROOT_WRAPPERS = frozenset({"sudo", "doas", "pkexec", "su", "runuser"})
 KERNEL_DIRS = ("/proc/sys", "/sys")
 DROP_CACHES = "/proc/sys/vm/drop_caches"
+APT_VERBS = {"install", "remove", "purge", "upgrade", "full-upgrade", "dist-upgrade", "autoremove", "update"}
 PACKAGE_VERBS = {
-    "apt": {"install", "remove", "purge", "upgrade", "full-upgrade", "dist-upgrade", "autoremove", "update", "reinstall"},
-    "apt-get": {"install", "remove", "purge", "upgrade", "dist-upgrade", "autoremove", "update", "build-dep"},
+    "apt": APT_VERBS | {"reinstall"},
+    "apt-get": APT_VERBS | {"build-dep"},
     "aptitude": {"install", "remove", "purge", "upgrade", "full-upgrade", "safe-upgrade", "update", "reinstall"},
     "dnf": {"install", "remove", "erase", "upgrade", "update", "reinstall", "downgrade", "autoremove", "swap"},
     "yum": {"install", "remove", "erase", "upgrade", "update", "reinstall", "downgrade", "autoremove", "swap"},
@@ -103,10 +104,10 @@ def host_findings(cmd: Cmd, rules: HostRules, targets: Iterable[Word]) -> list[F
     writes = [*(w.text for _op, w in cmd.redirects), *(w.text for w in targets)]
     kernel = [p for p in writes if kernel_path(p)]
     out: list[Finding] = []
-    if DROP_CACHES in map(os.path.normpath, kernel) or _sysctl_drop(cmd):
-        if bench := rules.bench_note():
-            out.append(Finding("live_bench", f"`{text}` drops the page cache while {bench} is benchmarking: "
-                               "its figures would be wrong. Wait until it ends.", DROP_CACHES))  # fmt: skip
+    drops = DROP_CACHES in map(os.path.normpath, kernel) or _sysctl_drop(cmd)
+    if drops and (bench := rules.bench_note()):
+        out.append(Finding("live_bench", f"`{text}` drops the page cache while {bench} is benchmarking: "
+                           "its figures would be wrong. Wait until it ends.", DROP_CACHES))  # fmt: skip
     if rules.allowed(cmd):
         return out
     why = _privileged(cmd, kernel)

@@ -155,7 +155,8 @@ def needs_parse(command: str) -> bool:
         return True
     return (
         _risky_word(command)
-        or ("pytest" in command or "py.test" in command) and PYTEST_WORKERS.search(command) is not None
+        or ("pytest" in command or "py.test" in command)
+        and PYTEST_WORKERS.search(command) is not None
         or (">" in command and not _redirects_harmless(command))
         or TIME_OUTPUT.search(command) is not None
     )

@@ -74,9 +74,11 @@ def guards_line(cfg: Config) -> str:
         "Guards: "
         + ", ".join(f"{k}={cfg.guards[k]}" for k in ("storage", "bash", "destructive", "retry"))
         + f", retry limit {cfg.guards['retry_limit']}. A denied call says why and what to do instead."
-        + (" Host changes (sudo, package installs, service restarts, drop_caches) are the user's; run llama-cli "
-           f"one-shot (-n N -no-cnv), pytest with at most -n {cfg.guards['pytest_max_workers']}; while a "
-           "benchmark runs, do not edit benchmark files.")  # fmt: skip
+        + (
+            " Host changes (sudo, package installs, service restarts, drop_caches) are the user's; run llama-cli "
+            f"one-shot (-n N -no-cnv), pytest with at most -n {cfg.guards['pytest_max_workers']}; while a "
+            "benchmark runs, do not edit benchmark files."
+        )  # fmt: skip
     )
 
 
