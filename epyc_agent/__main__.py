@@ -33,13 +33,17 @@ def _fast_path(args: list[str]):  # noqa: ANN202 - returns a thunk or None
 
         parsed = quickanalyze.parse(args[2:])
         return None if parsed is None else lambda: quickanalyze.main(*parsed)
-    if args[0] == "log" and len(args) >= 2 and not (len(args) > 2 and args[2].startswith("--")):
+    if args[:2] == ["log", "serve"]:
+        from . import logserve
+
+        return lambda: logserve.main(args[2:])
+    if args[0] == "log" and len(args) >= 2:
         from .events.verbs import VERBS
 
         if args[1] in VERBS:
             from . import quicklog
 
-            return lambda: quicklog.main(args[1], args[2:])
+            return (lambda: quicklog.main(args[1], args[2:])) if quicklog.plain(args[2:]) else None
     return None
 
 

@@ -16,6 +16,12 @@ from .events import schema, verbs
 from .events.writer import AuditLog
 from .sessions import agent_id, current_session_id
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    OpenLog = Callable[[str, str | None, str], AuditLog]  # (log dir, session, agent) -> a writer
+
 
 def log_verb(
     verb: str,
@@ -25,28 +31,42 @@ def log_verb(
     session: str | None = None,
     config_file: str | None = None,
     root: str | None = None,
+    open_log: OpenLog | None = None,
 ) -> dict:
-    """Write one verb event for the current (or given) session and agent; return it."""
+    """Write one verb event for the current (or given) session and agent; return it.
+    `open_log` gives a writer kept open across events (the shell's helper); else one per call."""
     cfg = load_config(config_file, root)
     fields = verbs.build(verb, args)
     agent = agent_id(agent)
     session = session or current_session_id(cfg, agent)
+    if open_log is not None:
+        return open_log(cfg.log_dir, session, agent).event(**fields)
     with AuditLog(cfg.log_dir, session, agent) as log:
         return log.event(**fields)
 
 
+def plain(args: list[str]) -> bool:
+    """Whether `log <verb> ARGS` is for this path: no option first and no help flag (click's)."""
+    return not (args and args[0].startswith("--")) and not any(a in ("--help", "-h") for a in args)
+
+
+def run(verb: str, args: list[str], open_log: OpenLog | None = None) -> tuple[int, str]:
+    """Log one verb event: (exit code, the error line or ""). Shared by `main` and the shell's
+    helper (`logserve`), so both report a failure alike."""
+    try:
+        log_verb(verb, args, open_log=open_log)
+    except ValueError as e:  # wrong argument count or value
+        return 2, f"epyc-agent: {e}"
+    except EpycAgentError as e:
+        return e.exit_code, f"epyc-agent: {e.render()}"
+    except OSError as e:
+        return 2, f"epyc-agent: cannot write the audit log: {e.strerror} ({e.filename})"
+    return 0, ""
+
+
 def main(verb: str, args: list[str]) -> int:
     schema.set_lean()
-    args = [os.fsdecode(a) if isinstance(a, bytes) else a for a in args]
-    try:
-        log_verb(verb, args)
-    except ValueError as e:  # wrong argument count or value
-        print(f"epyc-agent: {e}", file=sys.stderr)
-        return 2
-    except EpycAgentError as e:
-        print(f"epyc-agent: {e.render()}", file=sys.stderr)
-        return e.exit_code
-    except OSError as e:
-        print(f"epyc-agent: cannot write the audit log: {e.strerror} ({e.filename})", file=sys.stderr)
-        return 2
-    return 0
+    code, err = run(verb, [os.fsdecode(a) if isinstance(a, bytes) else a for a in args])
+    if err:
+        print(err, file=sys.stderr)
+    return code

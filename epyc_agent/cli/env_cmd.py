@@ -53,26 +53,10 @@ def shell_library(bin_path: str | None = None) -> str:
 
 
 @click.command("shell-init")
-@click.option(
-    "--context",
-    is_flag=True,
-    hidden=True,
-    help="Print the agent id, its shard path and whether it is chained (for the library).",
-)
-def shell_init(context: bool) -> int:
+def shell_init() -> int:
     """Print the shell library defining the old agent_* functions.
 
     Use: eval "$(epyc-agent shell-init)"
     """
-    if context:
-        from ..config import load_config
-        from ..events.schema import shard_name
-        from ..fileio import secret_key
-        from ..sessions import agent_id
-
-        agent, log_dir = agent_id(), load_config().log_dir
-        chained = "chained" if secret_key(log_dir) is not None else "unchained"  # bash cannot compute the hash
-        click.echo(f"{agent}\n{os.path.join(log_dir, shard_name(agent))}\n{chained}")
-        return 0
     click.echo(shell_library(), nl=False)
     return 0

@@ -55,3 +55,12 @@ def _make_verb(name: str) -> click.Command:
 
 for _name in VERBS:
     log.add_command(_make_verb(_name))
+
+
+@log.command("serve", hidden=True, context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def log_serve(args: tuple[str, ...]) -> int:
+    """Internal: the shell library's per-shell helper (OWNER_PID FIFO_DIR); see epyc_agent.logserve."""
+    from ..logserve import main
+
+    return main(list(args))

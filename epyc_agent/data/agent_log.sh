@@ -1,6 +1,6 @@
 # epyc-agent shell library: the old agent_log.sh functions, same names and arguments.
 # Load with:  eval "$(epyc-agent shell-init)"   or   source scripts/agent_log.sh
-# Every function writes a valid v1 event through `epyc-agent log`; quoting, newlines
+# Every function writes a valid v1 event through the Python writer of `epyc-agent log`; quoting, newlines
 # and any bytes in the arguments are escaped properly. Logging functions report a
 # failure on stderr but return 0, so an old `set -e` script keeps running;
 # agent_exec returns the command's own exit code.
@@ -9,122 +9,73 @@
 : "${EPYC_AGENT_BIN:=epyc-agent}"
 
 _epyc_log() {
-    _epyc_fast "$@" && return 0
+    _epyc_srv "$@" && return 0
     command "$EPYC_AGENT_BIN" log "$@" || echo "agent_log: could not log '$1' (exit $?)" >&2
     return 0
 }
 
-# The fast path: the event built and escaped in bash, one printf on an O_APPEND descriptor opened
-# once per (log dir, agent). It writes what the Python writer writes, byte for byte; whatever it
-# cannot mirror exactly returns 1 and goes through `epyc-agent log`: no $EPYC_AGENT_SESSION (the
-# session then comes from a pointer file), bytes >= 0x80 (UTF-8 checks, surrogate escapes), numbers
-# Python would rewrite, lines over 4,096 bytes (bash's printf splits those into several writes), a
-# shard that is a symlink, not a file, or lacks its final newline, and any shard with a hash chain
-# (the usual case: bash cannot compute the keyed hash each event carries; it is unchained only when
-# the user's secret key cannot be had). EPYC_AGENT_FAST=0 turns it off.
-_epyc_ctx_key="" _epyc_fd="" _epyc_shard="" _epyc_chained=""
+# The helper: one `epyc-agent log serve` per shell, started on the first logging call. It writes
+# every event through the Python writer `epyc-agent log` uses (escaping, hash chain, flock, one
+# write per event) and replies once the event is on disk, so a following `epyc-agent log analyze`
+# sees it. Requests are NUL-separated fields (a bash string cannot hold NUL), sent with the
+# exported variables the CLI would read. The two FIFOs live in a private temp folder only until
+# both ends are open. The helper is no job of the shell ($!, `wait` and `jobs` do not see it) and
+# exits with it (EOF, or a pidfd on the shell: even after a SIGKILL). A subshell (`( )`, `$( )`, a
+# pipeline's loop: another $BASHPID) starts its own instead of sharing the pipes. When the helper
+# cannot start or stops, calls go through `epyc-agent log`. EPYC_AGENT_FAST=0 turns it off.
+_epyc_srv_owner="${_epyc_srv_owner-}" _epyc_srv_off="${_epyc_srv_off-}" _epyc_srv_pid="${_epyc_srv_pid-}"
+_epyc_srv_w="${_epyc_srv_w-}" _epyc_srv_r="${_epyc_srv_r-}"
+[ -n "$_epyc_srv_owner" ] || _epyc_srv_env=()
 
-_epyc_ctx() {
-    local key="${EPYC_AGENT_ID-}|${AGENT_ID-}|${EPYC_AGENT_LOG_DIR-}|${EPYC_AGENT_ROOT-}|${EPYC_AGENT_CONFIG-}|$PWD"
-    [ "$key" = "$_epyc_ctx_key" ] && [ -n "$_epyc_fd" ] && return 0
-    [ "$key" = "$_epyc_ctx_key" ] && [ -n "$_epyc_chained" ] && return 1
-    [ -n "$_epyc_fd" ] && exec {_epyc_fd}>&-
-    _epyc_fd="" _epyc_ctx_key="$key" _epyc_chained=""
-    local out
-    out="$(command "$EPYC_AGENT_BIN" shell-init --context 2>/dev/null)" || return 1
-    _epyc_agent="${out%%$'\n'*}" out="${out#*$'\n'}"
-    _epyc_shard="${out%%$'\n'*}"
-    [ "${out#*$'\n'}" = unchained ] || { _epyc_chained=1; return 1; }
-    [ -n "$_epyc_agent" ] && [ -n "$_epyc_shard" ] || return 1
-    [ -L "$_epyc_shard" ] && return 1
-    if [ -e "$_epyc_shard" ]; then
-        [ -f "$_epyc_shard" ] || return 1
-        [ -s "$_epyc_shard" ] && [ "$(tail -c 1 "$_epyc_shard" | od -An -c | tr -d ' ')" != '\n' ] && return 1
-    else
-        mkdir -p "${_epyc_shard%/*}" 2>/dev/null || return 1
-    fi
-    exec {_epyc_fd}>>"$_epyc_shard" || { _epyc_fd=""; return 1; }
+_epyc_srv_stop() {
+    if [ -n "$_epyc_srv_w" ]; then exec {_epyc_srv_w}>&-; fi
+    if [ -n "$_epyc_srv_r" ]; then exec {_epyc_srv_r}<&-; fi
+    _epyc_srv_owner="" _epyc_srv_pid="" _epyc_srv_w="" _epyc_srv_r=""
 }
 
-# _epyc_s VALUE [LIMIT]: a JSON string literal into _epyc_j (ASCII only, C locale).
-_epyc_s() {
-    local s="$1" lim="${2:-16384}" n
-    n=${#s}
-    if [ "$n" -gt "$lim" ]; then s="${s:0:lim}"$'\xe2\x80\xa6'"[truncated $((n - lim)) chars]"; fi
-    s="${s//\\/\\\\}"
-    s="${s//\"/\\\"}"
-    if [[ "$s" == *[$'\x01'-$'\x1f']* ]]; then
-        s="${s//$'\n'/\\n}" s="${s//$'\t'/\\t}" s="${s//$'\r'/\\r}"
-        s="${s//$'\x08'/\\b}" s="${s//$'\x0c'/\\f}"
-        local c h
-        while [[ "$s" =~ [$'\x01'-$'\x1f'] ]]; do
-            c="${BASH_REMATCH[0]}"
-            printf -v h '\\u%04x' "'$c"
-            s="${s//"$c"/$h}"
-        done
+_epyc_srv_start() {
+    local owner="$BASHPID" d ready="" IFS=' '
+    _epyc_srv_stop
+    d="$(mktemp -d "${TMPDIR:-/tmp}/epyc-agent-log.XXXXXX")" || return 1
+    # The child opens the FIFOs before exec, so neither open below can wait for a helper that failed.
+    if mkfifo -m 600 "$d/in" "$d/out"; then
+        (exec "$EPYC_AGENT_BIN" log serve "$owner" "$d" <"$d/in" >"$d/out" &)
+        if exec {_epyc_srv_w}<>"$d/in" {_epyc_srv_r}<"$d/out"; then
+            IFS= read -r -d '' -t 30 -u "$_epyc_srv_r" ready || ready=""
+        fi
     fi
-    _epyc_j="\"$s\""
+    if [[ "$ready" != "ready "* ]]; then
+        _epyc_srv_stop
+        _epyc_srv_off=1
+        rm -rf "$d"
+        return 1
+    fi
+    local -a words=($ready)
+    _epyc_srv_owner="$owner" _epyc_srv_pid="${words[1]}" _epyc_srv_env=("${words[@]:2}")
 }
 
-_epyc_int='^(0|-?[1-9][0-9]{0,17})$'
-_epyc_dec='^-?(0|[1-9][0-9]{0,6})\.[0-9]{0,7}[1-9]$'
-
-_epyc_fast() {
-    [ "${EPYC_AGENT_FAST:-1}" != 0 ] && [ -n "${EPYC_AGENT_SESSION:-}" ] || return 1
-    local LC_ALL=C IFS=' '
-    local verb="$1" a1="${2-}" a2 a3 cat level=INFO msg details typed="" j
-    shift
-    [ $# -ge 1 ] || return 1
-    case "$*$EPYC_AGENT_SESSION" in *[$'\x80'-$'\xff']*) return 1 ;; esac
-    case "$verb" in
-        cmd-result) a2="${2-}" a3="${*:3}" ;;
-        file-modify) a2="${2-edit}" a3="${*:3}" ;;
-        task-end) a2="${*:2}"; [ $# -ge 2 ] || a2=success ;;
-        *) a2="${*:2}" ;;
+# _epyc_srv VERB ARGS...: 0 when the helper took the event (its error, if any, reported), 1 to
+# take `epyc-agent log` instead.
+_epyc_srv() {
+    [ "${EPYC_AGENT_FAST:-1}" != 0 ] && [ -z "$_epyc_srv_off" ] || return 1
+    if [ "$_epyc_srv_owner" != "$BASHPID" ]; then _epyc_srv_start || return 1; fi
+    local n reply req=()
+    for n in "${_epyc_srv_env[@]}"; do
+        if [[ -v $n && ${!n@a} == *x* ]]; then req+=("=${!n}"); else req+=(""); fi
+    done
+    # read -t 0 succeeds on a pipe at EOF: the helper is gone, and a request would fill the pipe
+    if read -t 0 -u "$_epyc_srv_r" || ! printf '%s\0' "$((${#req[@]} + $#))" "${req[@]}" "$@" >&"$_epyc_srv_w" ||
+        ! IFS= read -r -d '' -u "$_epyc_srv_r" reply; then
+        _epyc_srv_stop
+        return 1
+    fi
+    case "$reply" in
+        0) return 0 ;;
+        F) return 1 ;;
     esac
-    msg="$a1"
-    case "$verb" in
-        task-start) cat=TASK_START details="$a2" ;;
-        task-end)
-            cat=TASK_END details="outcome=$a2"
-            case "${a2,,}" in success | ok | done | passed | pass) ;; *) level=WARN ;; esac
-            _epyc_s "$a2"; typed=",\"data\":{\"outcome\":$_epyc_j}" ;;
-        cmd-intent) cat=CMD_INTENT details="$a2"; _epyc_s "$a1"; typed=",\"cmd\":$_epyc_j" ;;
-        cmd-result)
-            [ $# -ge 2 ] && [[ "$a2" =~ $_epyc_int ]] || return 1
-            cat=CMD_RESULT details="exit=$a2${a3:+; $a3}"
-            [ "$a2" = 0 ] || level=ERROR
-            _epyc_s "$a1"; typed=",\"cmd\":$_epyc_j,\"exit_code\":$a2" ;;
-        file-modify)
-            cat=FILE_MODIFY details="action=$a2${a3:+; $a3}"
-            _epyc_s "$a1"; typed=",\"path\":$_epyc_j"; _epyc_s "$a2"; typed+=",\"action\":$_epyc_j" ;;
-        decision) cat=DECISION details="$a2" ;;
-        warn) cat=WARNING level=WARN details="$a2" ;;
-        error) cat=ERROR level=ERROR details="$a2" ;;
-        observe)
-            cat=OBSERVE details="$a2"
-            if [[ "$a2" =~ $_epyc_int || ("$a2" =~ $_epyc_dec && ! "$a2" =~ ^-?0\.0000) ]]; then j="$a2"
-            elif [[ "$a2" =~ ^[[:alpha:]][[:alnum:]\ /:,%=-]*$ && ! "${a2,,}" =~ (inf|nan) ]]; then _epyc_s "$a2"; j="$_epyc_j"
-            else return 1
-            fi
-            _epyc_s "$a1"; typed=",\"data\":{\"what\":$_epyc_j,\"value\":$j}" ;;
-        rollback)
-            cat=ROLLBACK details="undo_with: $a2"
-            _epyc_s "$a1"; typed=",\"action\":$_epyc_j"; _epyc_s "$a2"; typed+=",\"undo\":$_epyc_j" ;;
-        *) return 1 ;;
-    esac
-    _epyc_ctx || return 1
-    case "$_epyc_agent" in *[$'\x80'-$'\xff']*) return 1 ;; esac
-    local now="$EPOCHREALTIME" ts line
-    TZ=UTC0 printf -v ts '%(%Y-%m-%dT%H:%M:%S)T' "${now%[.,]*}"
-    ts+=".${now#*[.,]}Z"
-    line="{\"ts\":\"$ts\""
-    _epyc_s "$EPYC_AGENT_SESSION" 256; line+=",\"session\":$_epyc_j"
-    _epyc_s "$_epyc_agent" 256; line+=",\"agent\":$_epyc_j,\"level\":\"$level\",\"cat\":\"$cat\""
-    _epyc_s "$msg"; line+=",\"msg\":$_epyc_j"
-    _epyc_s "$details"; line+=",\"details\":$_epyc_j$typed,\"v\":1}"
-    [ "${#line}" -lt 4096 ] || return 1
-    printf '%s\n' "$line" >&"$_epyc_fd" 2>/dev/null || { exec {_epyc_fd}>&-; _epyc_fd=""; return 1; }
+    printf '%s\n' "${reply#* }" >&2
+    echo "agent_log: could not log '$1' (exit ${reply%% *})" >&2
+    return 0
 }
 
 agent_session_start() {

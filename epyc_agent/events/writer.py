@@ -163,7 +163,21 @@ class AuditLog:
     def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
-            self._fd = None
+            self._fd, self._end = None, -1
+
+    def reopen_if_moved(self) -> None:
+        """For a writer kept open across events (the shell's helper): if the shard was renamed,
+        deleted or replaced since it was opened, let go of it, so the next event goes to the file
+        now at the path (and chains onto its last line) instead of a file no reader sees."""
+        if self._fd is None:
+            return
+        try:
+            now = os.stat(self.path)
+        except OSError:
+            now = None
+        ours = os.fstat(self._fd)
+        if now is None or (now.st_ino, now.st_dev) != (ours.st_ino, ours.st_dev):
+            self.close()
 
     def __enter__(self) -> AuditLog:
         return self
