@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from epyc_agent.events import chain
 from epyc_agent.events.reader import ReadStats, read_events
 from tests.conftest import BIN, run_cli
 
@@ -230,6 +231,10 @@ FIXED_CALLS = [
     "agent_observe tps inf",
     "agent_decision unquoted words are joined",
 ]
+CLI_CALLS = [  # what click would parse as an option or help: the helper hands these back to the CLI
+    "agent_decision --looks-like-an-option why",
+    "agent_warn -h ctx",
+]
 
 
 def _hostile_script() -> str:
@@ -241,12 +246,12 @@ def _hostile_script() -> str:
         lines.append(f"agent_cmd_result {lit} 0 {lit}")
         lines.append(f"agent_file_modify {lit} edit {lit}")
         lines.append(f"agent_observe {lit} {lit}")
-    return "\n".join(lines + FIXED_CALLS) + "\n"
+    return "\n".join(lines + FIXED_CALLS + CLI_CALLS) + "\n"
 
 
-def _unusable_key(tmp_path: Path) -> None:
+def _unusable_key(state: Path) -> None:
     """A state folder whose secret key others may read: refused, so events are written unchained."""
-    key = tmp_path / "nokey" / "epyc-agent" / "hook-secret"
+    key = state / "epyc-agent" / "hook-secret"
     key.parent.mkdir(parents=True)
     key.write_bytes(os.urandom(32))
     key.chmod(0o644)
@@ -265,8 +270,7 @@ def _run_hostile(tmp_path: Path, name: str, fast: bool) -> tuple[list[bytes], in
         "EPYC_AGENT_LOG_DIR": str(log),
         "EPYC_AGENT_SESSION": "ses_20261203_120000_abcdef",
         "EPYC_AGENT_FAST": "1" if fast else "0",
-        # bash cannot compute the chain's keyed hash: the fast path runs only where there is no key
-        "XDG_STATE_HOME": str(tmp_path / "nokey"),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
     }
     script = tmp_path / f"{name}.sh"
     script.write_text(_hostile_script())
@@ -276,17 +280,34 @@ def _run_hostile(tmp_path: Path, name: str, fast: bool) -> tuple[list[bytes], in
     return (log / "agent_audit-main.log").read_bytes().splitlines(keepends=True), calls
 
 
-def test_fast_shell_path_writes_what_the_python_writer_writes(tmp_path: Path) -> None:
-    """For hostile inputs the bash fast path and `epyc-agent log` write the same bytes, bar the timestamp."""
-    _unusable_key(tmp_path)
+def _unchained(line: bytes) -> bytes:
+    """The line without its ts and hash (the two fields that differ between two writes of one event)."""
+    found = chain.parse(line)
+    covered = line if found is None else found[2]
+    return covered[:7] + covered[34:]
+
+
+@pytest.mark.parametrize("chained", [True, False], ids=["chained", "unchained"])
+def test_shell_helper_writes_what_the_python_writer_writes(tmp_path: Path, chained: bool) -> None:
+    """For hostile inputs the shell's helper and `epyc-agent log` write the same bytes, bar ts and
+    hash, chained or not; the helper is the one process started for all of them."""
+    if not chained:
+        _unusable_key(tmp_path / "state")
     fast, fast_calls = _run_hostile(tmp_path, "fast", True)
     slow, slow_calls = _run_hostile(tmp_path, "slow", False)
-    assert len(fast) == len(slow) == len(HOSTILE) * (len(CALLS) + 3) + len(FIXED_CALLS)
+    events = len(HOSTILE) * (len(CALLS) + 3) + len(FIXED_CALLS) + len(CLI_CALLS) - 1  # `-h` logs nothing
+    assert len(fast) == len(slow) == events
     for f, s in zip(fast, slow, strict=True):
         assert f[:8] == s[:8] == b'{"ts":"2'
-        assert f[34:] == s[34:], (f[:300], s[:300])
+        assert _unchained(f) == _unchained(s), (f[:300], s[:300])
         assert re.fullmatch(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", f[7:34])
-    # the ASCII events of short inputs took the fast path: far fewer processes than events
-    assert slow_calls == len(slow)
-    assert fast_calls < len(fast) // 2, fast_calls
-    print(f"fast path: {fast_calls} processes for {len(fast)} events")
+        assert (chain.parse(f) is not None) is chained
+    assert slow_calls == len(slow) + 1  # and the help
+    assert fast_calls == 1 + len(CLI_CALLS), fast_calls  # the helper, and what it hands back to the CLI
+    if chained:  # (without a usable key verify refuses to check anything)
+        for name in ("fast", "slow"):
+            env = {"EPYC_AGENT_LOG_DIR": str(tmp_path / name), "XDG_STATE_HOME": str(tmp_path / "state")}
+            r = run_cli("log", "verify", "--json", env=env)
+            assert r.returncode == 0, r.stdout + r.stderr
+            (shard,) = json.loads(r.stdout)["shards"]
+            assert (shard["status"], shard["lines"]) == ("intact", events)
