@@ -120,8 +120,8 @@ class Server:
 
 
 def close_inherited() -> None:
-    """Close what the shell had open besides the FIFOs and stderr: a pipe the script later closes
-    must reach EOF at its reader, not stay open in here for the shell's lifetime."""
+    """Close what the shell had open besides stdin, stdout and stderr: a pipe the script later
+    closes must reach EOF at its reader, not stay open in here for the shell's lifetime."""
     for name in os.listdir("/proc/self/fd"):
         if int(name) > 2:
             try:

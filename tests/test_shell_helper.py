@@ -300,3 +300,17 @@ def test_200_events_through_the_helper_beside_another_writer_verify_intact(tmp_p
     assert any(evs[i]["msg"] == "python" for i in range(shell[0], shell[-1])), "the writers did not interleave"
     v = run_cli("log", "verify")
     assert v.returncode == 0 and "INTACT" in v.stdout, v.stdout + v.stderr
+
+
+def test_the_helper_holds_none_of_the_callers_pipes(tmp_path: Path) -> None:
+    """A call whose stderr is a process substitution, and an fd the script opened: both reach EOF
+    when the script closes them (the helper keeps only its FIFOs), so `wait` on the reader returns."""
+    script = (
+        'exec 7> >(cat > "$TMPDIR/seven"); seven=$!\n'
+        'agent_observe k 1 2> >(cat > "$TMPDIR/err"); err=$!\n'
+        'exec 7>&-; wait $seven; echo "seven=$?"\n'
+        'wait $err; echo "err=$?"\n'
+    )
+    r = bash(script, tmp_path, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert (values(r.stdout, "seven"), values(r.stdout, "err")) == (["0"], ["0"])

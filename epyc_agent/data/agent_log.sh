@@ -38,8 +38,9 @@ _epyc_srv_start() {
     _epyc_srv_stop
     d="$(mktemp -d "${TMPDIR:-/tmp}/epyc-agent-log.XXXXXX")" || return 1
     # The child opens the FIFOs before exec, so neither open below can wait for a helper that failed.
+    # No stderr: a pipe the caller gave this call's stderr must not stay open for the shell's life.
     if mkfifo -m 600 "$d/in" "$d/out"; then
-        (exec "$EPYC_AGENT_BIN" log serve "$owner" "$d" <"$d/in" >"$d/out" &)
+        (exec "$EPYC_AGENT_BIN" log serve "$owner" "$d" <"$d/in" >"$d/out" 2>/dev/null &)
         if exec {_epyc_srv_w}<>"$d/in" {_epyc_srv_r}<"$d/out"; then
             IFS= read -r -d '' -t 30 -u "$_epyc_srv_r" ready || ready=""
         fi
@@ -57,7 +58,7 @@ _epyc_srv_start() {
 # _epyc_srv VERB ARGS...: 0 when the helper took the event (its error, if any, reported), 1 to
 # take `epyc-agent log` instead.
 _epyc_srv() {
-    [ "${EPYC_AGENT_FAST:-1}" != 0 ] && [ -z "$_epyc_srv_off" ] || return 1
+    [ "${EPYC_AGENT_FAST:-1}" != 0 ] && [ -z "$_epyc_srv_off" ] && [ -n "${BASH_VERSION-}" ] || return 1
     if [ "$_epyc_srv_owner" != "$BASHPID" ]; then _epyc_srv_start || return 1; fi
     local n reply req=()
     for n in "${_epyc_srv_env[@]}"; do
