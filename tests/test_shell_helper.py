@@ -314,3 +314,19 @@ def test_the_helper_holds_none_of_the_callers_pipes(tmp_path: Path) -> None:
     r = bash(script, tmp_path, timeout=60)
     assert r.returncode == 0, r.stderr
     assert (values(r.stdout, "seven"), values(r.stdout, "err")) == (["0"], ["0"])
+
+
+def test_a_shard_moved_away_is_not_written_behind_the_readers_back(tmp_path: Path, log_dir: Path) -> None:
+    """The helper keeps its shard open; moved or deleted between two calls, the next event goes to a
+    new file at the shard's path (a new chain), not to the old file."""
+    script = (
+        'shard="$EPYC_AGENT_ROOT/logs/agent_audit-main.log"\n'
+        'agent_observe k 1; mv "$shard" "$shard.old"; agent_observe k 2\n'
+        'rm "$shard"; agent_observe k 3; agent_observe k 4\n'
+    )
+    r = bash(script, tmp_path)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    shard = log_dir / "agent_audit-main.log"
+    assert [(e["data"]["value"], e["seq"]) for e in events(Path(f"{shard}.old"))] == [(1, 1)]
+    assert [(e["data"]["value"], e["seq"]) for e in events(shard)] == [(3, 1), (4, 2)]
+    assert run_cli("log", "verify").returncode == 0
