@@ -158,8 +158,14 @@ class Query:
         return self.head_cats is None or cat in self.head_cats
 
     def head_test(self) -> HeadTest | None:
-        """`head_ok`, or None when it keeps every head."""
-        return self.head_ok if (self.session or self.levels or self.head_cats is not None) else None
+        """`head_ok`, or None when it keeps every head; a bare category test when only categories
+        count (the common case: it runs on every old-format line)."""
+        if not (self.session or self.levels or self.head_cats is not None):
+            return None
+        cats = self.head_cats
+        if self.session is None and self.levels is None and cats is not None:
+            return lambda _ses, _level, cat: cat in cats
+        return self.head_ok
 
     def describe(self) -> dict[str, str | list[str] | None]:
         """The active filters, for JSON output and script headers."""

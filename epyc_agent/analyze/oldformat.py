@@ -116,6 +116,7 @@ def _head(minute: bytes, offset: bytes) -> bytes | None:
 
 _MSG = b',"msg":"'
 _THEN_DETAILS = b'","details":"'
+_COMMA = ord(",")
 
 
 def msg_details(raw: bytes) -> tuple[str, str]:
@@ -124,7 +125,7 @@ def msg_details(raw: bytes) -> tuple[str, str]:
     is the field's)."""
     i = raw.index(_MSG) + len(_MSG)
     j = raw.index(b'"', i)
-    details = raw[j + len(_THEN_DETAILS) : -3].decode() if raw.startswith(_THEN_DETAILS, j) else ""
+    details = raw[j + len(_THEN_DETAILS) : -3].decode() if raw[j + 1] == _COMMA else ""  # else `}\n`
     return raw[i:j].decode(), details
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -96,6 +97,9 @@ def parse_lines(
 ) -> list[Item]:
     """Items for the lines worth parsing for `q` (all when None): v1 lines its byte marks pick,
     old-format lines whose head it may keep, every other line. Line numbers start at `first`."""
+    head_ok = q.head_test() if q is not None else None
+    if True not in map(bytes.endswith, lines, repeat(V1_TAIL)):  # the old toolkit's block: no v1 line
+        return [x for x in legacy(lines, range(first, first + len(lines)), path, agent, stats, head_ok) if x]
     idx = q.select(lines) if q is not None else None
     if idx is not None and len(idx) < len(lines):  # all selected (an old-format block): nothing to pick
         lines, numbers = [lines[j] for j in idx], [first + j for j in idx]
@@ -105,7 +109,6 @@ def parse_lines(
     # The common case: all our own v1 lines, one line head each (nothing glued: one C pass).
     if None not in ms and b"".join(lines).count(TS_HEAD) == len(ms):
         return [(*m.groups(), i, raw, path) for m, i, raw in zip(ms, numbers, lines, strict=False)]
-    head_ok = q.head_test() if q is not None else None
     if ms.count(None) == len(ms):  # no v1 line (the old toolkit's shard): nothing to merge
         return [x for x in legacy(lines, numbers, path, agent, stats, head_ok) if x]
     ms = [None if m is not None and glued_at(m.string) != -1 else m for m in ms]  # glued: the careful path
