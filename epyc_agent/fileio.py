@@ -78,13 +78,16 @@ def secret_dir(log_dir: str) -> str:
     return os.path.join(home_state, "epyc-agent")
 
 
-def secret_key(log_dir: str) -> bytes | None:
-    """The 32-byte MAC key for files under `log_dir`, created (mode 0600) on first use; None if
-    it cannot be had safely (a key owned by someone else, readable by others or reached through a
-    symlink is refused). Without a key nothing signed is trusted: that costs speed, never safety.
+def secret_key(log_dir: str, create: bool = True) -> bytes | None:
+    """The 32-byte MAC key for files under `log_dir`, created (mode 0600) on first use unless
+    `create` is False (a checker must not mint the key it checks with); None if it cannot be had
+    safely (a key owned by someone else, readable by others or reached through a symlink is
+    refused). Without a key nothing signed is trusted: that costs speed, never safety.
     """
     path = os.path.join(secret_dir(log_dir), SECRET_NAME)
     if path not in _key_cache:
+        if not create and not os.path.lexists(path):
+            return None
         try:
             _key_cache[path] = _read_or_create_key(path)
         except OSError:

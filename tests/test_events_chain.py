@@ -334,7 +334,13 @@ def test_another_key_is_suspected_when_nothing_verifies(tmp_path: Path, log_dir:
     the key may be the cause."""
     write(log_dir, 2)
     other = tmp_path / "other-home"
-    other.mkdir()
+    key = other / ".local" / "state" / "epyc-agent" / "hook-secret"
+    r = run_cli("log", "verify", env={"HOME": str(other)})
+    assert r.returncode == 2 and "no usable secret key" in r.stderr  # never a new key minted to check with
+    assert not key.exists()
+    key.parent.mkdir(parents=True)
+    key.write_bytes(os.urandom(32))
+    key.chmod(0o600)
     code, res = verify(env={"HOME": str(other)})
     assert code == 1
     assert only(res)["lines"] == 2

@@ -24,13 +24,14 @@ INTACT, UNCHAINED, TAMPERED, EMPTY = "intact", "unchained", "tampered", "empty"
 
 
 def key_for(log_dir: str) -> bytes:
-    """The key the writer chained this log dir's shards with; refused if it cannot be read safely."""
-    key = secret_key(log_dir)
+    """The key the writer chained this log dir's shards with (never created here: a new key would
+    call every chained line edited); refused if it is missing or cannot be read safely."""
+    key = secret_key(log_dir, create=False)
     if key is None:
         path = os.path.join(secret_dir(log_dir), SECRET_NAME)
         raise EpycAgentError(
             f"no usable secret key at {path}, so the chain cannot be checked",
-            hint="it must be a 32-byte file you own with mode 0600; run verify as the user who wrote the log",
+            hint="it must be the 32-byte file (yours, mode 0600) that wrote the log; run verify as that user",
         )
     return key
 
@@ -46,8 +47,9 @@ def _lines(path: str) -> Iterator[tuple[int, bytes]]:
 class _Walk:
     """The chain state while a shard is read line by line."""
 
-    def __init__(self, path: str, key: bytes) -> None:
-        self.key, self.agent = key, agent_of(path)
+    def __init__(self, path: str) -> None:
+        self.path, self.agent = path, agent_of(path)
+        self.key: bytes | None = None  # read at the first chained line: unchained shards need none
         self.link: chain.Link | None = None  # None until the first chained line
         self.prev = ""  # what the line before was: chained, event, unreadable
         self.lines = self.chained = self.unchained = 0
@@ -74,6 +76,8 @@ class _Walk:
             self.prev = "event"
 
     def _chained(self, n: int, seq: int, h: bytes, covered: bytes) -> None:
+        if self.key is None:
+            self.key = key_for(os.path.dirname(self.path))
         link = self.link
         if seq == 1:
             if link is not None and self.prev == "chained":
@@ -114,9 +118,9 @@ class _Walk:
         self.missing_from = missing_from
 
 
-def verify_shard(path: str, key: bytes) -> dict[str, Any]:
+def verify_shard(path: str) -> dict[str, Any]:
     """The verdict for one shard: status, counts, the first broken line (if any) and notes."""
-    walk = _Walk(path, key)
+    walk = _Walk(path)
     lines = _lines(path)
     for n, raw in lines:
         walk.step(n, raw)
@@ -192,6 +196,6 @@ def verify(log_dir: str, shards: list[str] | None = None) -> dict[str, Any]:
     for p in paths:
         if not os.path.isfile(p):
             raise EpycAgentError(f"{p} is not a file", hint="pass audit-log shards (agent_audit-*.log)")
-    verdicts = [verify_shard(p, key_for(os.path.dirname(p))) for p in paths]
+    verdicts = [verify_shard(p) for p in paths]
     counts = {s: sum(v["status"] == s for v in verdicts) for s in (INTACT, UNCHAINED, TAMPERED, EMPTY)}
     return {"log_dir": log_dir, "shards": verdicts, "counts": counts}
