@@ -113,3 +113,24 @@ def test_human_output_and_bad_shard(root: Path, log_dir: Path) -> None:
     assert r.returncode == 0 and r.stdout.splitlines()[-1] == "6 shard(s): 6 would be upgraded, 0 already v1, 0 refused"
     r = run_cli("log", "upgrade", str(log_dir / "nope.log"))
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "no shard" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_refuses_shipped_shards_and_files_outside_the_log(tmp_path: Path, log_dir: Path) -> None:
+    """A shard `log ship` has a checkpoint for is refused (its rewritten lines would be new rows in
+    the fleet table); a file outside the log folder is not a shard."""
+    log_dir.mkdir(parents=True)
+    line = '{"ts":"2025-12-01T12:32:28+01:00","session":"s","level":"INFO","cat":"OBSERVE","msg":"m","details":""}\n'
+    (log_dir / "agent_audit-a.log").write_text(line)
+    _age(log_dir)
+    ship = log_dir / ".state" / "ship" / "d1"
+    ship.mkdir(parents=True)
+    (ship / "agent_audit-a.log.json").write_text('{"inode": 1, "offset": 0, "line": 0}')
+    r = run_cli("log", "upgrade", "--json")
+    assert r.returncode == 2, r.stdout
+    (row,) = json.loads(r.stdout)["shards"]
+    assert row["status"] == "refused" and "already shipped" in row["reason"]
+    assert (log_dir / "agent_audit-a.log").read_text() == line
+    outside = tmp_path / "other.log"
+    outside.write_text(line)
+    r = run_cli("log", "upgrade", str(outside))
+    assert r.returncode == 2 and "in the log folder" in r.stderr and not (tmp_path / "other.log.orig").exists()

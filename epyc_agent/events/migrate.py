@@ -22,6 +22,7 @@ from typing import Any
 
 from ..errors import EpycAgentError
 from ..fileio import write_bytes_atomic
+from ..storage import is_under
 from .reader import agent_of, parse_line, shard_files, ts_key
 from .schema import BASE_FIELDS, TYPED_FIELDS, encode_event, make_event
 
@@ -148,14 +149,43 @@ def _replace(path: str, old: bytes, new: bytes, backup: str) -> str | None:
         os.close(fd)
 
 
+def _shipped(log_dir: str) -> set[str]:
+    """Shard names `log ship` has a checkpoint for (`.state/ship/<destination>/<shard>.json`)."""
+    base = os.path.join(log_dir, ".state", "ship")
+    try:
+        dests = os.listdir(base)
+    except OSError:
+        return set()
+    out: set[str] = set()
+    for d in dests:
+        try:
+            out.update(n.removesuffix(".json") for n in os.listdir(os.path.join(base, d)) if n.endswith(".json"))
+        except OSError:
+            continue
+    return out
+
+
 def upgrade(
     log_dir: str, shards: list[str] | None = None, idle_s: float = IDLE_S, dry_run: bool = False
 ) -> dict[str, Any]:
     """Upgrade every shard of `log_dir` (or the given ones)."""
     paths = shards or shard_files(log_dir)
     for p in paths:
-        if not os.path.isfile(p):
-            raise EpycAgentError(f"no shard {p}", hint="name shards in the log folder, or none for all of them")
-    rows = [upgrade_shard(p, idle_s, dry_run) for p in paths]
+        if not os.path.isfile(p) or not is_under(os.path.realpath(p), os.path.realpath(log_dir)):
+            raise EpycAgentError(
+                f"no shard {p} in the log folder {log_dir}",
+                hint="name shards in the log folder, or none for all of them",
+            )
+    shipped = _shipped(log_dir)
+    rows = [
+        {
+            "shard": p,
+            "status": "refused",
+            "reason": "already shipped to a fleet store: its rewritten lines would be new rows",
+        }
+        if os.path.basename(p) in shipped
+        else upgrade_shard(p, idle_s, dry_run)
+        for p in paths
+    ]
     counts = {s: sum(r["status"] == s for r in rows) for s in ("upgraded", "would upgrade", "refused", "v1")}
     return {"log_dir": log_dir, "shards": rows, "counts": counts, "dry_run": dry_run}
