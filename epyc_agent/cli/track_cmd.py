@@ -362,9 +362,11 @@ def track_runs(ctx: click.Context, as_json: bool) -> int:
         for r in runs
     ]
     progress = {p["dir"]: p for p in list_progress(obj(ctx).config)}
-    for d in data:
-        d.update({"state": "done", **{k: (progress.get(d["dir"]) or {}).get(k) for k in ("done", "total")}})
-    data += [_unfinished(p) for p in progress.values() if p["state"] != "done"]
+    for d in data:  # a folder with a summary: its state is the journal's (done, unless cut short after it)
+        p = progress.get(d["dir"]) or {}
+        d.update({"state": p.get("state", "done"), **{k: p.get(k) for k in ("done", "total")}})
+    listed = {d["dir"] for d in data}
+    data += [_unfinished(p) for p in progress.values() if p["state"] != "done" and p["dir"] not in listed]
     data.sort(key=lambda d: d["run_id"])
     if as_json:
         emit_json(data)

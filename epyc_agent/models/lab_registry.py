@@ -172,7 +172,9 @@ def _role_rule(path: str, name: str, role: dict[str, Any], models: dict[str, dic
     if not deprecated:
         for method, why, field in _allows(acc, con):
             rule["verdicts"].setdefault(method, Decision(True, why, f"{where} {field}"))
-        rule["compatible_targets"] = [t.lower() for t in _strings(role.get("compatible_targets"), where)]
+        rule["compatible_targets"] = [
+            t.lower() for t in _strings(role.get("compatible_targets"), f"{where}.compatible_targets")
+        ]
         rule["drafts"] = _drafts(where, acc, k, models)
     quirks = _mapping(role.get("launch_quirks"), f"{where}.launch_quirks")
     if quirks.get("jinja_required"):

@@ -110,13 +110,20 @@ class Registry:
         self.files = files or []
         self.sources = [f["path"] for f in self.files]
         self.rules = [r for f in self.files for r in f["rules"]]
+        self._matched: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
 
     def matching(self, entry: Entry) -> list[dict[str, Any]]:
-        return [
-            r
-            for r in self.rules
-            if matches(r["patterns"], entry) and (r["arch"] is None or r["arch"] == entry.get("arch"))
-        ]
+        """The rules naming this model; once per model (compat and the gates ask many times)."""
+        key = (entry.get("id"), entry.get("name"), entry.get("path"), entry.get("arch"))
+        if key not in self._matched:
+            names = entry_names(entry)
+            self._matched[key] = [
+                r
+                for r in self.rules
+                if any(fnmatch.fnmatchcase(n, p) for p in r["patterns"] for n in names)
+                and (r["arch"] is None or r["arch"] == entry.get("arch"))
+            ]
+        return self._matched[key]
 
     def verdict(self, entry: Entry, method: str) -> Decision | None:
         """The registry's word on `method` for this model: the first file with one decides, and

@@ -94,7 +94,8 @@ def read_status(run_dir: str) -> dict[str, Any] | None:
         st = read_json(os.path.join(run_dir, STATUS))
     except EpycAgentError:
         return None
-    return st if isinstance(st, dict) else None
+    # a status.json not of our shape (a hand edit, another tool) reads as none, never as a crash
+    return st if isinstance(st, dict) and isinstance(st.get("request", {}), dict) else None
 
 
 def _read_jsonl(path: str) -> list[dict[str, Any]]:

@@ -326,6 +326,7 @@ def render(runs: list[Run], names: dict[str, Any], runs_at: str = "benchmarks/ru
 def generate_report(cfg: Config) -> str:
     """Rebuild the report and its figures from all runs; returns the report's path."""
     from ..fileio import write_text_atomic
+    from ..storage import is_under
     from .plots import draw_all
     from .results import runs_dir
 
@@ -335,7 +336,7 @@ def generate_report(cfg: Config) -> str:
     os.makedirs(out_dir, exist_ok=True)
     names = draw_all(rows_, sweeps(rows_), out_dir, cfg.cache_dir)
     where = runs_dir(cfg)
-    where = os.path.relpath(where, cfg.root) if where.startswith(cfg.root.rstrip("/") + "/") else where
+    where = os.path.relpath(where, cfg.root) if is_under(where, cfg.root) else where
     path = os.path.join(out_dir, REPORT_NAME)
     write_text_atomic(path, render(runs, names, where + "/"))
     data = {

@@ -181,6 +181,9 @@ def load_workload(name_or_path: str, extra_dirs: Sequence[str] = ()) -> Workload
             data = yaml.safe_load(f)
     except FileNotFoundError:
         raise EpycAgentError(f"workload not found: {path}", hint="check the path") from None
+    except (OSError, UnicodeDecodeError) as e:
+        why = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
+        raise EpycAgentError(f"{path}: cannot read the workload: {why}", hint="pass a workload YAML file") from None
     except yaml.YAMLError as e:
         raise EpycAgentError(f"{path}: invalid YAML: {e}") from None
     if isinstance(data, dict) and data.get("domain") and isinstance(data.get("prompts"), dict) and "version" in data:
