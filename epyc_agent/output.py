@@ -61,8 +61,6 @@ def print_json(data: Any) -> None:
     try:
         body = orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str)
     except orjson.JSONEncodeError:  # a lone surrogate from a log line (`"\ud800"`): json escapes it
-        import json
-
         body = json.dumps(data, indent=2, default=str).encode()
     out.write(body + b"\n")
     out.flush()

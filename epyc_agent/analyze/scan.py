@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from ..events.chain import V1_END as V1_TAIL
 from ..events.reader import ReadStats, agent_of, glued_at, line_blocks, parse_line, ts_key, why_corrupt
 from . import oldformat
 
@@ -38,7 +39,6 @@ Item = tuple[Any, ...]
 
 PARALLEL_BYTES = 32 << 20  # below this, forking costs more than it saves
 MAX_WORKERS = 8
-V1_TAIL = b',"v":1}\n'
 _HEAD = re.compile(
     rb'\{"ts":"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z)","session":"([^"\\]*)","agent":"([^"\\]*)",'
     rb'"level":"(INFO|WARN|ERROR)","cat":"([A-Z][A-Z0-9_]*)",.*,"v":1\}\n',

@@ -23,11 +23,11 @@ from typing import Any
 from ..errors import EpycAgentError
 from ..fileio import write_bytes_atomic
 from ..storage import is_under
+from .chain import V1_END
 from .reader import agent_of, parse_line, shard_files, ts_key
 from .schema import BASE_FIELDS, TYPED_FIELDS, encode_event, make_event
 
 IDLE_S = 300  # a shard written within this many seconds may still be in use
-V1_END = b',"v":1}\n'
 BACKUP = ".orig"
 _KNOWN = frozenset((*BASE_FIELDS, *TYPED_FIELDS, "v"))
 

@@ -49,17 +49,20 @@ class Fleet:
         loc = f"{row['file']}:{row['line']}"
         return loc if self.host else f"{row['host']}:{loc}"
 
-    def _reading(self) -> dict[str, Any]:
-        """What the local reader counts whatever the filters: files, lines, legacy and corrupt lines."""
+    def _reading(self, shown: bool = True) -> dict[str, Any]:
+        """What the local reader counts whatever the filters: files, lines, legacy and corrupt lines
+        (and, if `shown`, the first corrupt lines themselves: a second query)."""
         (r,) = self._rows(
             "SELECT uniqExact(host, file, inode) AS files, count() AS lines, sum(legacy) AS legacy_lines, "
             f"countIf(kind = 'corrupt') AS corrupt {self._base()}"
         )
-        shown = self._rows(
+        if not shown:
+            return r
+        shown_rows = self._rows(
             f"SELECT host, file, line, error {self._base()} AND kind = 'corrupt' "
             f"ORDER BY {ORD} LIMIT {MAX_CORRUPT_SHOWN}"
         )
-        r["corrupt_lines"] = [f"{self.where(x)}: {x['error']}" for x in shown]
+        r["corrupt_lines"] = [f"{self.where(x)}: {x['error']}" for x in shown_rows]
         return r
 
     def _ranked(self, q: Query, column: str, *extra: str, limit: int | None = None) -> dict[str, int]:
@@ -96,7 +99,12 @@ class Fleet:
             r["purpose"] = r["purpose"] if r.pop("started") else None
             r["end_summary"] = r["end_summary"] if r["ended"] else None
             r["ended"] = bool(r["ended"])
-        return {"count": len(rows), "sessions": rows, "corrupt": self._reading()["corrupt"], "filters": q.describe()}
+        return {
+            "count": len(rows),
+            "sessions": rows,
+            "corrupt": self._reading(shown=False)["corrupt"],
+            "filters": q.describe(),
+        }
 
     def commands(self, q: Query, limit: int = 50) -> dict[str, Any]:
         cmds = self._events(q, "cat = 'CMD_RESULT'")
@@ -159,7 +167,7 @@ class Fleet:
             "by_pattern": by,
             "findings": findings,
             "thresholds": th,
-            "corrupt": self._reading()["corrupt"],
+            "corrupt": self._reading(shown=False)["corrupt"],
             "filters": q.describe(),
             "patterns": ["retry_storm"],
         }
