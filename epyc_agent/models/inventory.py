@@ -166,6 +166,13 @@ class Inventory:
         }
 
 
+def file_stem(path: str) -> str:
+    """A GGUF's name without folder, extension or split suffix (`X-00001-of-00003.gguf` -> `X`)."""
+    base = os.path.basename(path)
+    m = SPLIT_RE.match(base)
+    return m["base"] if m else os.path.splitext(base)[0]
+
+
 def is_runnable(entry: Entry) -> bool:
     return entry["kind"] == "gguf" and not entry["error"] and not entry.get("vocab_only")
 
@@ -398,9 +405,7 @@ def _assign_ids(entries: list[Entry], root: str) -> None:
     def stem(e: Entry) -> str:
         if e["kind"] == "hf_source":
             return str(e["name"])
-        base = os.path.basename(e["path"])
-        m = SPLIT_RE.match(base)
-        return m["base"] if m else os.path.splitext(base)[0]
+        return file_stem(e["path"])
 
     stems = [stem(e) for e in entries]
     counts: dict[str, int] = {}

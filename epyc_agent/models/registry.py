@@ -89,11 +89,10 @@ def blank_rule(where: str, source: str, patterns: list[str]) -> dict[str, Any]:
 
 def entry_names(entry: Entry) -> list[str]:
     """The lower-case names a rule may match: inventory id, general.name, file name and its stem."""
-    from .inventory import SPLIT_RE
+    from .inventory import file_stem
 
     base = os.path.basename(str(entry.get("path") or ""))
-    m = SPLIT_RE.match(base)
-    stem = m["base"] if m else os.path.splitext(base)[0]
+    stem = file_stem(base)
     names = [str(entry.get("id") or ""), str(entry.get("name") or ""), base, stem]
     return list(dict.fromkeys(n.lower() for n in names if n))
 

@@ -99,10 +99,9 @@ def _first(d: dict[str, Any], keys: tuple[str, ...]) -> Any:
 
 
 def _stem(name: str) -> str:
-    from .inventory import SPLIT_RE
+    from .inventory import file_stem
 
-    m = SPLIT_RE.match(name)
-    return m["base"] if m else os.path.splitext(name)[0]
+    return file_stem(name)
 
 
 def normalize(raw: dict[str, Any]) -> dict[str, Any]:

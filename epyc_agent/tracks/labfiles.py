@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import EpycAgentError, MethodRefused
 from ..fileio import write_text_atomic
+from ..models.inventory import file_stem
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -101,10 +102,6 @@ def _edit(path: str, change: Any) -> bool:
 # --- RESULTS.md ---------------------------------------------------------------------------
 
 
-def _stem(path: str) -> str:
-    return os.path.splitext(os.path.basename(path))[0]
-
-
 def _best(summary: list[dict[str, Any]]) -> dict[str, Any]:
     methods = [s for s in summary if s["kind"] != "baseline"]
     return max(methods, key=lambda s: s["decode_tps"]["median"] or 0) if methods else summary[0]
@@ -120,7 +117,7 @@ def run_row(conf: dict[str, Any], summary: list[dict[str, Any]]) -> list[Any]:
         conf["run_id"],
         (conf.get("started") or conf["created"])[:10],
         f"{conf['track']['id']} {conf['track']['method']}",
-        _stem(conf["model"]["path"]) + (f" + {_stem(conf['draft']['path'])}" if conf.get("draft") else ""),
+        file_stem(conf["model"]["path"]) + (f" + {file_stem(conf['draft']['path'])}" if conf.get("draft") else ""),
         f"{wl['name']} v{wl['version']} ({wl['prompts']}p)",
         fmt_spread(base["decode_tps"]),
         best["config"],
@@ -184,7 +181,7 @@ def run_quirks(conf: dict[str, Any], summary: list[dict[str, Any]], near_tie: fl
 
     if not get_track(str(conf["track"]["id"])).speculative:
         return []  # expert reduction changes the model: its divergences are expected
-    model, method, out = _stem(conf["model"]["path"]), conf["track"]["method"], []
+    model, method, out = file_stem(conf["model"]["path"]), conf["track"]["method"], []
     for s in summary:
         real = [d for d in s.get("divergences") or [] if d.get("margin") is not None and d["margin"] > near_tie]
         if not real:
@@ -212,8 +209,8 @@ def refusal(e: MethodRefused) -> dict[str, Any] | None:
 
 def refusal_quirk(refused: dict[str, Any]) -> dict[str, str]:
     """A method the rules refused for a model (or a draft refused for it)."""
-    model = _stem(refused["model"])
-    draft = _stem(refused["draft"]) if refused.get("draft") else ""
+    model = file_stem(refused["model"])
+    draft = file_stem(refused["draft"]) if refused.get("draft") else ""
     return {
         "key": f"{model}|refused|{refused['method']}|{draft}",
         "title": f"{model}: {refused['method']} refused" + (f" with draft {draft}" if draft else ""),
@@ -252,7 +249,7 @@ def speed_cells(conf: dict[str, Any], summary: list[dict[str, Any]]) -> dict[str
     """summary.csv cells per row name: the baseline's avg_tps; a draft/lookup sweep as `k8:29.7`
     entries (dicts, merged with the row's earlier ones); each expert count as its own `<model>_moe<N>`
     row, as the lab names them."""
-    model, method = _stem(conf["model"]["path"]), conf["track"]["method"]
+    model, method = file_stem(conf["model"]["path"]), conf["track"]["method"]
     rows: dict[str, dict[str, Any]] = {model: {"avg_tps": _f1(summary[0]["decode_tps"]["median"])}}
     for s in summary[1:]:
         tps = s["decode_tps"]["median"]
@@ -265,7 +262,7 @@ def speed_cells(conf: dict[str, Any], summary: list[dict[str, Any]]) -> dict[str
             entries = rows[model].setdefault(col, {})
             entries[key] = max(tps or 0.0, entries.get(key, 0.0))
     if method == "draft_model" and conf.get("draft"):
-        rows[model]["spec_draft"] = _stem(conf["draft"]["path"])
+        rows[model]["spec_draft"] = file_stem(conf["draft"]["path"])
     return rows
 
 
